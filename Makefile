@@ -1,0 +1,36 @@
+# Two commands do all set-up on a fresh machine: `make lab` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+PORT   ?= 8888
+
+.PHONY: lab test test-unit test-lessons test-browser bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+# Reinstall only when the dependencies change.
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (teachkit)" > /dev/null
+	touch $(STAMP)
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab --notebook-dir=lessons --port=$(PORT)
+
+test: $(STAMP)
+	TEACHKIT_SMOKE=1 $(PY) -m pytest tests lessons --nbval-lax -p no:cacheprovider
+
+test-unit: $(STAMP)
+	$(PY) -m pytest tests -p no:cacheprovider
+
+test-lessons: $(STAMP)
+	TEACHKIT_SMOKE=1 $(PY) -m pytest lessons --nbval-lax -p no:cacheprovider
+
+bench: $(STAMP)
+	$(PY) -m benchmarks.report
+
+clean:
+	rm -rf $(VENV) build .pytest_cache

@@ -1,0 +1,239 @@
+"""The callbacks of lessons 09b/09c: metrics, recording, scheduling, the LR finder, devices, progress."""
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any
+
+import matplotlib.pyplot as plt
+import torch
+from fastprogress.fastprogress import format_time, master_bar, progress_bar
+
+from .learner import CancelFitException, Callback, TrainEvalCallback
+from .schedule import Schedule, combine_scheds, cos_1cycle_anneal, sched_cos, sched_exp, sched_lin, sched_no  # noqa: F401
+from .utils import default_device, listify
+
+__all__ = ["TrainEvalCallback", "AvgStats", "AvgStatsCallback", "accuracy", "Recorder", "ParamScheduler", "LRFinder",
+           "DeviceCallback", "BatchTransformXCallback", "ProgressCallback", "MixedPrecision", "hypers_of",
+           "sched_lin", "sched_cos", "sched_exp", "sched_no", "combine_scheds", "cos_1cycle_anneal"]
+
+
+def accuracy(out: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+    """Fraction of rows whose highest score is the right class."""
+    return (out.argmax(dim=1) == yb).float().mean()
+
+
+def hypers_of(opt: Any) -> list[dict]:
+    """One dict of hyper-parameters per group: teachkit's `opt.hypers`, or torch's `param_groups`."""
+    return opt.hypers if hasattr(opt, "hypers") else opt.param_groups
+
+
+class AvgStats:
+    """Running, batch-size-weighted averages of the loss and the metrics over one pass."""
+
+    def __init__(self, metrics: Sequence[Callable], in_train: bool):
+        self.metrics, self.in_train = listify(metrics), in_train
+        self.reset()
+
+    def reset(self) -> None:
+        self.tot_loss, self.count, self.tot_mets = 0.0, 0, [0.0] * len(self.metrics)
+
+    @property
+    def avg_stats(self) -> list[float]:
+        """Mean loss then each mean metric."""
+        return [o / max(self.count, 1) for o in [self.tot_loss, *self.tot_mets]]
+
+    def accumulate(self, learn: Any) -> None:
+        bn = len(learn.xb)
+        self.tot_loss += learn.loss.item() * bn
+        self.count += bn
+        for i, m in enumerate(self.metrics):
+            self.tot_mets[i] += float(m(learn.pred, learn.yb)) * bn
+
+    def __repr__(self) -> str:
+        return f"{'train' if self.in_train else 'valid'}: {[round(s, 6) for s in self.avg_stats]}" if self.count else ""
+
+
+class AvgStatsCallback(Callback):
+    """Average loss and metrics for training and validation, logged as one table row per epoch."""
+
+    def __init__(self, metrics: Callable | Sequence[Callable] = accuracy):
+        self.train_stats, self.valid_stats = AvgStats(metrics, True), AvgStats(metrics, False)
+
+    def before_fit(self):
+        names = ["loss"] + [m.__name__ for m in self.train_stats.metrics]
+        self.logger(["epoch"] + [f"train_{n}" for n in names] + [f"valid_{n}" for n in names] + ["time"])
+
+    def before_epoch(self):
+        self.train_stats.reset()
+        self.valid_stats.reset()
+        self.start_time = time.time()
+
+    def after_loss(self):
+        stats = self.train_stats if self.in_train else self.valid_stats
+        with torch.no_grad():
+            stats.accumulate(self.learn)
+
+    def after_epoch(self):
+        row = [str(self.epoch)] + [f"{v:.6f}" for o in (self.train_stats, self.valid_stats) for v in o.avg_stats]
+        self.logger(row + [format_time(time.time() - self.start_time)])
+
+
+class Recorder(Callback):
+    """Keep the learning rate of every group and the loss of every training batch, and plot them."""
+
+    def before_fit(self):
+        self.lrs, self.losses = [[] for _ in hypers_of(self.opt)], []
+
+    def after_batch(self):
+        if not self.in_train:
+            return
+        for pg, lrs in zip(hypers_of(self.opt), self.lrs):
+            lrs.append(pg["lr"])
+        self.losses.append(self.loss.detach().item())
+
+    def plot_lr(self, pgid: int = -1) -> plt.Axes:
+        """Learning rate against iteration, for group `pgid`."""
+        _, ax = plt.subplots()
+        ax.plot(self.lrs[pgid])
+        ax.set(xlabel="iteration", ylabel="learning rate")
+        return ax
+
+    def plot_loss(self, skip_last: int = 0) -> plt.Axes:
+        """Training loss against iteration."""
+        _, ax = plt.subplots()
+        ax.plot(self.losses[: len(self.losses) - skip_last])
+        ax.set(xlabel="iteration", ylabel="training loss")
+        return ax
+
+    def plot(self, skip_last: int = 0, pgid: int = -1) -> plt.Axes:
+        """Loss against learning rate (log scale): the picture the LR finder is read from."""
+        n = len(self.losses) - skip_last
+        _, ax = plt.subplots()
+        ax.plot(self.lrs[pgid][:n], self.losses[:n])
+        ax.set(xscale="log", xlabel="learning rate", ylabel="loss")
+        return ax
+
+
+class ParamScheduler(Callback):
+    """Set hyper-parameter `pname` of every group from a schedule before each training batch."""
+
+    order = 1
+
+    def __init__(self, pname: str, sched_funcs: Schedule | Sequence[Schedule]):
+        self.pname, self.sched_funcs = pname, sched_funcs
+
+    def before_fit(self):
+        groups = hypers_of(self.opt)
+        if not isinstance(self.sched_funcs, (list, tuple)):
+            self.sched_funcs = [self.sched_funcs] * len(groups)
+        if len(self.sched_funcs) != len(groups):
+            raise ValueError(f"ParamScheduler({self.pname!r}) got {len(self.sched_funcs)} schedules for {len(groups)} "
+                             "parameter groups: pass one schedule, or one per group.")
+        if self.pname not in groups[0]:
+            raise ValueError(f"ParamScheduler: the optimizer has no hyper-parameter {self.pname!r}; it has {sorted(groups[0])}.")
+
+    def set_param(self) -> None:
+        for f, h in zip(self.sched_funcs, hypers_of(self.opt)):
+            h[self.pname] = f(self.n_epochs / self.n_epoch)
+
+    def before_batch(self):
+        if self.in_train:
+            self.set_param()
+
+
+class LRFinder(Callback):
+    """Grow the learning rate exponentially each batch and stop once the loss explodes."""
+
+    order = 1
+
+    def __init__(self, max_iter: int = 100, min_lr: float = 1e-6, max_lr: float = 10.0):
+        self.max_iter, self.min_lr, self.max_lr = max_iter, min_lr, max_lr
+
+    def before_fit(self):
+        self.best_loss = math.inf
+
+    def before_batch(self):
+        if not self.in_train:
+            raise CancelFitException()  # one pass over training batches is the whole experiment
+        lr = sched_exp(self.min_lr, self.max_lr)(self.n_iter / self.max_iter)
+        for h in hypers_of(self.opt):
+            h["lr"] = lr
+
+    def after_step(self):
+        loss = self.loss.item()
+        if self.n_iter >= self.max_iter or not math.isfinite(loss) or loss > self.best_loss * 10:
+            raise CancelFitException()
+        self.best_loss = min(self.best_loss, loss)
+
+
+class DeviceCallback(Callback):
+    """Move the model, then every batch, to `device` (CUDA when available, else the CPU)."""
+
+    def __init__(self, device: str | torch.device | None = None):
+        self.device = torch.device(device) if device is not None else default_device()
+
+    def before_fit(self):
+        self.model.to(self.device)
+
+    def before_batch(self):
+        nb = self.device.type == "cuda"
+        self.learn.xb, self.learn.yb = self.xb.to(self.device, non_blocking=nb), self.yb.to(self.device, non_blocking=nb)
+
+
+class BatchTransformXCallback(Callback):
+    """Apply `tfm` to every input batch: normalisation, reshaping, GPU augmentation."""
+
+    order = 2
+
+    def __init__(self, tfm: Callable[[torch.Tensor], torch.Tensor]):
+        self.tfm = tfm
+
+    def before_batch(self):
+        self.learn.xb = self.tfm(self.xb)
+
+
+class ProgressCallback(Callback):
+    """fastprogress bars for epochs and batches; the stats table is written under them."""
+
+    order = -1
+
+    def before_fit(self):
+        self.mbar = master_bar(range(self.n_epoch))
+        self.mbar.on_iter_begin()
+        self.learn.logger = partial(self.mbar.write, table=True)
+
+    def after_fit(self):
+        self.mbar.on_iter_end()
+        self.learn.logger = print
+
+    def after_batch(self):
+        self.pb.update(self.iter + 1)
+
+    def before_train(self):
+        self.set_pb(self.dls.train_dl)
+
+    def before_validate(self):
+        self.set_pb(self.dls.valid_dl)
+
+    def set_pb(self, dl) -> None:
+        self.pb = progress_bar(dl, parent=self.mbar, leave=False)
+        self.mbar.update(self.epoch)
+
+
+class MixedPrecision(Callback):
+    """Run forward pass and loss under `torch.autocast` in bfloat16 (no loss scaling needed)."""
+
+    order = 10
+
+    def __init__(self, dtype: torch.dtype = torch.bfloat16):
+        self.dtype = dtype
+
+    def before_batch(self):
+        self.autocast = torch.autocast(device_type=self.xb.device.type, dtype=self.dtype)
+        self.autocast.__enter__()
+
+    def after_loss(self):
+        self.autocast.__exit__(None, None, None)

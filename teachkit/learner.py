@@ -1,0 +1,200 @@
+"""The callback-driven training loop of lessons 09b/09c: `Learner`, `Callback` and the Cancel exceptions."""
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Iterable
+from functools import partial
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .utils import camel2snake, listify
+
+EVENTS = ("before_fit", "before_epoch", "before_train", "before_batch", "after_pred", "after_loss",
+          "after_backward", "after_step", "after_batch", "before_validate", "after_epoch", "after_fit",
+          "after_cancel_batch", "after_cancel_epoch", "after_cancel_fit")
+"""Every moment a callback can act on, in the order one `fit` meets them."""
+
+LEGACY = {e.replace("before_", "begin_"): e for e in EVENTS if e.startswith("before_")}
+"""course-v3 called them `begin_*`; callbacks written that way still work."""
+
+
+class CancelFitException(Exception):
+    """Raise in a callback to stop `fit` at once (after_cancel_fit and after_fit still run)."""
+
+
+class CancelEpochException(Exception):
+    """Raise in a callback to skip the rest of this epoch's training or validation batches."""
+
+
+class CancelBatchException(Exception):
+    """Raise in a callback to skip the rest of this batch (after_batch still runs)."""
+
+
+CancelTrainException = CancelFitException  # the course-v3 name
+
+
+class Callback:
+    """A small object with methods named after events; `order` decides who runs first."""
+
+    order = 0
+
+    def set_learner(self, learn: "Learner") -> None:
+        """Remember the Learner, so `self.epoch` or `self.model` read through to it."""
+        self.learn = learn
+
+    @property
+    def name(self) -> str:
+        """The attribute the Learner exposes this callback as: `Recorder` -> `learn.recorder`."""
+        return camel2snake(type(self).__name__.removesuffix("Callback") or "callback")
+
+    def __getattr__(self, k: str) -> Any:
+        if k == "learn":  # not set yet: avoid recursing forever
+            raise AttributeError(k)
+        return getattr(self.learn, k)
+
+    def __call__(self, event: str) -> Any:
+        f = getattr(self, event, None) or getattr(self, event.replace("before_", "begin_"), None)
+        return f() if callable(f) else None
+
+
+class TrainEvalCallback(Callback):
+    """Put the model in train or eval mode and count progress (`n_epochs` is fractional)."""
+
+    def before_fit(self):
+        self.learn.n_epochs, self.learn.n_iter = 0.0, 0
+
+    def before_train(self):
+        self.model.train()
+
+    def after_batch(self):
+        if self.in_train:
+            self.learn.n_epochs += 1.0 / self.iters
+            self.learn.n_iter += 1
+
+    def before_validate(self):
+        self.model.eval()
+
+    def after_epoch(self):
+        self.learn.n_epochs = float(self.epoch + 1)
+
+
+def check_callback(cb: Callback) -> None:
+    """Refuse a callback with a method that looks like an event but isn't one (a typo never runs)."""
+    for attr in dir(type(cb)):
+        if attr.startswith(("before_", "after_", "begin_")) and attr not in EVENTS and attr not in LEGACY:
+            close = difflib.get_close_matches(attr, EVENTS + tuple(LEGACY), n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ValueError(f"{type(cb).__name__}.{attr} is not a Learner event, so it would never run.{hint} "
+                             f"Events are: {', '.join(EVENTS)}.")
+
+
+def param_getter(model: nn.Module) -> Iterable[nn.Parameter]:
+    """What the optimizer gets by default: every parameter of the model."""
+    return model.parameters()
+
+
+def default_opt_func(params: Iterable, lr: float):
+    """Plain SGD from `teachkit.optim`, imported late so the two modules stay independent."""
+    from .optim import sgd_opt
+    return sgd_opt(params, lr=lr)
+
+
+class Learner:
+    """Model + data + loss + optimizer, and a loop that calls callbacks at every event."""
+
+    def __init__(self, model: nn.Module, dls: Any, loss_func: Callable = F.cross_entropy,
+                 opt_func: Callable = default_opt_func, lr: float = 1e-2, cbs: Iterable[Callback] | None = None,
+                 splitter: Callable = param_getter):
+        if dls is None or not (hasattr(dls, "train_dl") and hasattr(dls, "valid_dl")):
+            raise ValueError("Learner needs data: pass a DataBunch (anything with .train_dl and .valid_dl), "
+                             f"got {type(dls).__name__}. Build one with teachkit.data.databunchify or DataBunch(train_dl, valid_dl).")
+        if not isinstance(model, nn.Module):
+            raise ValueError(f"Learner needs an nn.Module as model, got {type(model).__name__}.")
+        self.model, self.dls, self.loss_func, self.opt_func, self.lr, self.splitter = model, dls, loss_func, opt_func, lr, splitter
+        self.opt, self.cbs, self.logger, self.in_train = None, [], print, False
+        self.add_cbs([TrainEvalCallback()] + listify(cbs))
+
+    def add_cbs(self, cbs: Iterable[Callback]) -> None:
+        """Attach callbacks and make each reachable by name, e.g. `learn.recorder`."""
+        for cb in listify(cbs):
+            if not isinstance(cb, Callback):
+                raise ValueError(f"Callbacks must be Callback instances, got {cb!r}. Did you pass the class instead of calling it?")
+            check_callback(cb)
+            cb.set_learner(self)
+            setattr(self, cb.name, cb)
+            self.cbs.append(cb)
+
+    def remove_cbs(self, cbs: Iterable[Callback]) -> None:
+        """Detach callbacks added for one `fit` only."""
+        for cb in listify(cbs):
+            self.cbs.remove(cb)
+            if getattr(self, cb.name, None) is cb:
+                delattr(self, cb.name)
+
+    def __call__(self, event: str) -> None:
+        """Run `event` on every callback, in `order`."""
+        if event not in EVENTS:
+            close = difflib.get_close_matches(event, EVENTS, n=1)
+            raise ValueError(f"Unknown event {event!r}." + (f" Did you mean {close[0]!r}?" if close else ""))
+        for cb in sorted(self.cbs, key=lambda c: c.order):
+            cb(event)
+
+    def one_batch(self, i: int, xb: Any, yb: Any) -> None:
+        """Predict, compute the loss and, when training, backprop and step: one batch."""
+        try:
+            self.iter, self.xb, self.yb = i, xb, yb
+            self("before_batch")
+            self.pred = self.model(self.xb)
+            self("after_pred")
+            self.loss = self.loss_func(self.pred, self.yb)
+            self("after_loss")
+            if not self.in_train:
+                return
+            self.loss.backward()
+            self("after_backward")
+            self.opt.step()
+            self("after_step")
+            self.opt.zero_grad()
+        except CancelBatchException:
+            self("after_cancel_batch")
+        finally:
+            self("after_batch")
+
+    def all_batches(self, dl: Iterable) -> None:
+        """Run `one_batch` over a whole DataLoader."""
+        self.dl, self.iters = dl, len(dl)
+        try:
+            for i, (xb, yb) in enumerate(dl):
+                self.one_batch(i, xb, yb)
+        except CancelEpochException:
+            self("after_cancel_epoch")
+
+    def fit(self, n_epoch: int, cbs: Iterable[Callback] | None = None, reset_opt: bool = False) -> None:
+        """Train for `n_epoch` epochs, validating after each; `cbs` are added for this call only."""
+        if n_epoch < 1:
+            raise ValueError(f"n_epoch must be a positive number of epochs, got {n_epoch}.")
+        cbs = listify(cbs)
+        self.add_cbs(cbs)
+        if reset_opt or self.opt is None:
+            self.opt = self.opt_func(self.splitter(self.model), lr=self.lr)
+        try:
+            self.n_epoch, self.loss = n_epoch, torch.tensor(0.0)
+            self("before_fit")
+            for self.epoch in range(n_epoch):
+                self.in_train = True
+                self("before_epoch")
+                self("before_train")
+                self.all_batches(self.dls.train_dl)
+                self.in_train = False
+                with torch.no_grad():
+                    self("before_validate")
+                    self.all_batches(self.dls.valid_dl)
+                self("after_epoch")
+        except CancelFitException:
+            self("after_cancel_fit")
+        finally:
+            self("after_fit")
+            self.remove_cbs(cbs)

@@ -1,0 +1,62 @@
+"""Hyper-parameter schedules: functions of `pos`, the fraction of training done (0 to 1)."""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import torch
+
+Schedule = Callable[[float], float]
+
+
+def annealer(f: Callable[[float, float, float], float]) -> Callable[[float, float], Schedule]:
+    """Turn `f(start, end, pos)` into `sched(start, end)`, which returns a function of `pos`."""
+    def _inner(start: float, end: float) -> Schedule:
+        return lambda pos: f(start, end, pos)
+    _inner.__name__, _inner.__doc__ = f.__name__, f.__doc__
+    return _inner
+
+
+@annealer
+def sched_lin(start: float, end: float, pos: float) -> float:
+    """Straight line from start to end."""
+    return start + pos * (end - start)
+
+
+@annealer
+def sched_cos(start: float, end: float, pos: float) -> float:
+    """Half a cosine from start to end: flat at both ends, steep in the middle."""
+    return start + (1 + math.cos(math.pi * (1 - pos))) * (end - start) / 2
+
+
+@annealer
+def sched_no(start: float, end: float, pos: float) -> float:
+    """Stay at start."""
+    return start
+
+
+@annealer
+def sched_exp(start: float, end: float, pos: float) -> float:
+    """Geometric from start to end (both must be positive): a straight line on a log scale."""
+    return start * (end / start) ** pos
+
+
+def cos_1cycle_anneal(start: float, high: float, end: float) -> list[Schedule]:
+    """The two cosine halves of a one-cycle schedule: up from start to high, down to end."""
+    return [sched_cos(start, high), sched_cos(high, end)]
+
+
+def combine_scheds(pcts: Sequence[float], scheds: Sequence[Schedule]) -> Schedule:
+    """Glue schedules end to end: `scheds[i]` runs for the fraction `pcts[i]` of training."""
+    if len(pcts) != len(scheds):
+        raise ValueError(f"combine_scheds needs one percentage per schedule: got {len(pcts)} pcts for {len(scheds)} schedules.")
+    if any(p < 0 for p in pcts) or not math.isclose(sum(pcts), 1.0, abs_tol=1e-6):
+        raise ValueError(f"combine_scheds percentages must be >= 0 and sum to 1, got {list(pcts)} (sum {sum(pcts):g}).")
+    edges = torch.cumsum(torch.tensor([0.0, *pcts], dtype=torch.float64), 0)
+
+    def _inner(pos: float) -> float:
+        idx = min(int((pos >= edges[1:-1]).sum()), len(scheds) - 1)
+        width = float(edges[idx + 1] - edges[idx])
+        actual_pos = (pos - float(edges[idx])) / width if width > 0 else 1.0
+        return scheds[idx](actual_pos)
+    return _inner

@@ -1,0 +1,50 @@
+"""Small helpers every other module leans on: lists, composition, devices, seeds."""
+from __future__ import annotations
+
+import inspect
+import random
+import re
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+
+
+def listify(o: Any) -> list:
+    """Turn None, a single object or any iterable (but not a string) into a list."""
+    if o is None:
+        return []
+    if isinstance(o, list):
+        return o
+    if isinstance(o, (str, bytes)) or not isinstance(o, Iterable):
+        return [o]
+    return list(o)
+
+
+def compose(x: Any, funcs: Callable | Iterable[Callable] | None, *args, order_key: str = "_order", **kwargs) -> Any:
+    """Apply `funcs` to `x` one after the other, sorted by their `_order` (0 when missing)."""
+    for f in sorted(listify(funcs), key=lambda o: getattr(o, order_key, 0)):
+        x = f(x, *args, **kwargs)
+    return x
+
+
+def camel2snake(name: str) -> str:
+    """`AvgStatsCallback` -> `avg_stats_callback`: how callbacks get their attribute names."""
+    s = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", s).lower()
+
+
+def default_device() -> torch.device:
+    """CUDA when there is a GPU, else the CPU: the device lessons train on without being told."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def set_seed(seed: int) -> None:
+    """Seed Python, torch (CPU and CUDA) so a lesson cell gives the same numbers every run."""
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def show_source(obj: Any) -> None:
+    """Print an object's source, the way `??` does in Jupyter, so lessons can show the code they teach."""
+    print(inspect.getsource(obj))
