@@ -220,6 +220,7 @@ class ProgressCallback(Callback):
 
     def set_pb(self, dl) -> None:
         self.pb = progress_bar(dl, parent=self.mbar, leave=False)
+        self.pb.update(0)
         self.mbar.update(self.epoch)
 
 

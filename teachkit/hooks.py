@@ -110,7 +110,7 @@ def plot_hists(hooks: Sequence[Hook], ncols: int = 2) -> plt.Figure:
     nrows = -(-len(hooks) // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(5 * ncols, 2.5 * nrows), squeeze=False)
     for ax, h in zip(axes.flat, hooks):
-        ax.imshow(get_hist(h), origin="lower", aspect="auto")
+        ax.imshow(get_hist(h).numpy(), origin="lower", aspect="auto")
         ax.set_axis_off()
     for ax in axes.flat[len(hooks):]:
         ax.set_visible(False)
@@ -122,7 +122,7 @@ def plot_mins(hooks: Sequence[Hook], ncols: int = 2, n_low: int = 2) -> plt.Figu
     nrows = -(-len(hooks) // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(5 * ncols, 2.5 * nrows), squeeze=False)
     for i, (ax, h) in enumerate(zip(axes.flat, hooks)):
-        ax.plot(get_min(h, n_low))
+        ax.plot(get_min(h, n_low).numpy())
         ax.set(ylim=(0, 1), title=f"layer {i}: fraction near zero")
     for ax in axes.flat[len(hooks):]:
         ax.set_visible(False)

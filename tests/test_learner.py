@@ -1,0 +1,197 @@
+"""The training loop: it learns, its events fire in order, and the Cancel exceptions stop where they should."""
+from functools import partial
+
+import pytest
+import torch
+from torch import nn
+
+from teachkit.callbacks import AvgStatsCallback, Recorder, accuracy
+from teachkit.learner import (EVENTS, Callback, CancelBatchException, CancelEpochException, CancelFitException,
+                              Learner)
+from teachkit.toy import toy_databunch
+
+SGD = partial(torch.optim.SGD, momentum=0.9)
+
+
+def mlp(n_in: int = 8, n_out: int = 4) -> nn.Module:
+    return nn.Sequential(nn.Linear(n_in, 32), nn.ReLU(), nn.Linear(32, n_out))
+
+
+def make_learner(cbs=(), **kwargs) -> Learner:
+    torch.manual_seed(0)
+    return Learner(mlp(), toy_databunch("blobs", n_train=256, n_valid=128, bs=32, spread=2.0), opt_func=SGD, lr=0.05,
+                   cbs=list(cbs), **kwargs)
+
+
+class EventLog(Callback):
+    """Record every event name as it fires."""
+
+    def __init__(self):
+        self.log = []
+
+    def __call__(self, event):
+        self.log.append(event)
+        return super().__call__(event)
+
+
+def test_learner_beats_chance_by_a_wide_margin():
+    stats = AvgStatsCallback(accuracy)
+    learn = make_learner([stats])
+    learn.fit(3)
+    # 4 balanced classes: chance is 25 %.
+    assert stats.valid_stats.avg_stats[1] > 0.85
+
+
+def test_teachkit_default_optimizer_trains_too():
+    torch.manual_seed(0)
+    learn = Learner(mlp(), toy_databunch("blobs", n_train=256, n_valid=128, bs=32), lr=0.1, cbs=[AvgStatsCallback()])
+    learn.fit(2)
+    assert learn.avg_stats.valid_stats.avg_stats[1] > 0.8
+
+
+def test_events_fire_in_order():
+    log = EventLog()
+    learn = make_learner([log])
+    learn.dls.train_dl = [next(iter(learn.dls.train_dl))]
+    learn.dls.valid_dl = [next(iter(learn.dls.valid_dl))]
+    learn.fit(1)
+    assert log.log == ["before_fit", "before_epoch", "before_train", "before_batch", "after_pred", "after_loss",
+                       "after_backward", "after_step", "after_batch", "before_validate", "before_batch", "after_pred",
+                       "after_loss", "after_batch", "after_epoch", "after_fit"]
+
+
+def test_callbacks_are_attributes_and_sorted_by_order():
+    calls = []
+
+    class Late(Callback):
+        order = 5
+
+        def before_fit(self):
+            calls.append("late")
+
+    class Early(Callback):
+        order = -5
+
+        def before_fit(self):
+            calls.append("early")
+
+    learn = make_learner([Late(), Early(), Recorder()])
+    learn.fit(1)
+    assert calls == ["early", "late"]
+    assert isinstance(learn.recorder, Recorder)
+    assert isinstance(learn.late, Late)
+
+
+def test_legacy_begin_names_still_run():
+    seen = []
+
+    class Old(Callback):
+        def begin_fit(self):
+            seen.append("fit")
+
+        def begin_batch(self):
+            seen.append("batch")
+
+    learn = make_learner([Old()])
+    learn.fit(1)
+    assert seen[0] == "fit" and seen.count("batch") == len(learn.dls.train_dl) + len(learn.dls.valid_dl)
+
+
+class StopAt(Callback):
+    """Raise `exc` at `event` once `n_iter` reaches `at` (training batches only)."""
+
+    def __init__(self, exc, at):
+        self.exc, self.at, self.cancelled = exc, at, []
+
+    def after_loss(self):
+        if self.in_train and self.n_iter == self.at:
+            raise self.exc()
+
+    def after_cancel_batch(self):
+        self.cancelled.append(("batch", self.n_iter))
+
+    def after_cancel_epoch(self):
+        self.cancelled.append(("epoch", self.epoch))
+
+    def after_cancel_fit(self):
+        self.cancelled.append(("fit", self.epoch))
+
+
+def test_cancel_batch_skips_only_that_step():
+    stop = StopAt(CancelBatchException, at=3)
+    learn = make_learner([stop])
+    steps = []
+    learn.add_cbs([type("CountSteps", (Callback,), {"after_step": lambda self: steps.append(self.n_iter)})()])
+    learn.fit(1)
+    n = len(learn.dls.train_dl)
+    assert stop.cancelled == [("batch", 3)]
+    assert 3 not in steps and len(steps) == n - 1
+    assert learn.n_iter == n  # after_batch still ran for the cancelled batch
+
+
+def test_cancel_epoch_skips_rest_of_training_but_validates():
+    stop = StopAt(CancelEpochException, at=2)
+    log = EventLog()
+    learn = make_learner([stop, log])
+    learn.fit(2)
+    assert ("epoch", 0) in stop.cancelled
+    assert log.log.count("after_step") == 2 + len(learn.dls.train_dl)  # epoch 0 stopped after 2 steps, epoch 1 ran all
+    assert log.log.count("before_validate") == 2
+
+
+def test_cancel_fit_stops_everything_and_runs_after_fit():
+    stop = StopAt(CancelFitException, at=4)
+    log = EventLog()
+    learn = make_learner([stop, log])
+    learn.fit(3)
+    assert stop.cancelled == [("fit", 0)]
+    assert log.log[-2:] == ["after_cancel_fit", "after_fit"]
+    assert "after_epoch" not in log.log
+    assert log.log.count("after_step") == 4  # batches 0-3 stepped; batch 4 stopped before its backward
+    assert log.log[-3] == "after_batch"  # the interrupted batch still closes
+
+
+def test_fit_callbacks_are_removed_after_fit_even_on_error():
+    class Boom(Callback):
+        def after_step(self):
+            raise RuntimeError("boom")
+
+    learn = make_learner()
+    boom = Boom()
+    with pytest.raises(RuntimeError):
+        learn.fit(1, cbs=[boom])
+    assert boom not in learn.cbs and not hasattr(learn, "boom")
+
+
+def test_learner_without_data_is_a_clear_error():
+    with pytest.raises(ValueError, match="Learner needs data"):
+        Learner(mlp(), None)
+    with pytest.raises(ValueError, match="train_dl"):
+        Learner(mlp(), [1, 2, 3])
+
+
+def test_unknown_event_and_misspelt_callback_method_are_clear_errors():
+    learn = make_learner()
+    with pytest.raises(ValueError, match="Did you mean 'before_fit'"):
+        learn("befor_fit")
+
+    class Typo(Callback):
+        def after_epoc(self):
+            pass
+
+    with pytest.raises(ValueError, match=r"Typo.after_epoc is not a Learner event.*'after_epoch'"):
+        make_learner([Typo()])
+
+
+def test_callback_class_instead_of_instance_is_a_clear_error():
+    with pytest.raises(ValueError, match="class instead of calling it"):
+        make_learner([Recorder])
+
+
+def test_fit_needs_a_positive_epoch_count():
+    with pytest.raises(ValueError, match="n_epoch"):
+        make_learner().fit(0)
+
+
+def test_all_events_are_unique():
+    assert len(set(EVENTS)) == len(EVENTS)
