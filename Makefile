@@ -4,6 +4,8 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PORT   ?= 8888
+# Jupyter refuses to run as root unless told; containers and Colab-like machines often are root.
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 
 .PHONY: lab test test-unit test-lessons test-browser bench clean
 
@@ -18,7 +20,7 @@ $(STAMP): pyproject.toml | $(PY)
 	touch $(STAMP)
 
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab --notebook-dir=lessons --port=$(PORT)
+	$(VENV)/bin/jupyter lab --notebook-dir=lessons --port=$(PORT) $(ROOT_FLAG)
 
 test: $(STAMP)
 	TEACHKIT_SMOKE=1 $(PY) -m pytest tests lessons --nbval-lax -p no:cacheprovider
