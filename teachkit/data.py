@@ -1,9 +1,388 @@
-"""The data block API of lesson 08: files -> items -> split -> label -> DataLoaders."""
+"""The data block API of lesson 08: files -> items -> split -> label -> DataLoaders.
+
+    tfms = [make_rgb, ResizeFixed(128), to_byte_tensor, to_float_tensor]
+    il = ImageList.from_files(path, tfms=tfms)
+    sd = SplitData.split_by_func(il, partial(grandparent_splitter, valid_name='val'))
+    ll = label_by_func(sd, parent_labeler, proc_y=CategoryProcessor())
+    data = ll.to_databunch(bs=64, num_workers=4)
+"""
 from __future__ import annotations
 
+import mimetypes
+import os
+import warnings
+import zlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
+from PIL import Image
 from torch.utils.data import DataLoader
+
+from .show import show_image, show_images
+from .utils import compose, listify
+
+__all__ = ["image_extensions", "get_files", "ListContainer", "ItemList", "ImageList", "ImageLoadError", "open_image",
+           "grandparent_splitter", "random_splitter", "split_by_func", "SplitData", "parent_labeler", "Processor",
+           "CategoryProcessor", "LabeledData", "label_by_func", "DataBunch", "get_dls", "databunchify",
+           "normalize_chan", "channel_stats", "imagenette_stats", "norm_imagenette", "show_batch", "show_image",
+           "show_images"]
+
+image_extensions: set[str] = {k for k, v in mimetypes.types_map.items() if v.startswith("image/")}
+"""Every extension `mimetypes` knows as an image, lower-case with the dot: '.jpg', '.jpeg', '.png', ..."""
+
+PathLike = str | os.PathLike
+
+
+# ---------------------------------------------------------------------------------------------- files
+
+def _normalize_extensions(extensions: str | Iterable[str] | None) -> set[str]:
+    """'JPG', '.jpg' or ['jpg', '.PNG'] -> {'.jpg', '.png'}: how extensions are compared."""
+    return {e.lower() if e.startswith(".") else "." + e.lower() for e in listify(extensions)}
+
+
+# pathlib's own glob builds children with this private shortcut: it skips re-parsing the file name,
+# which is most of the cost of listing a big folder. Fall back to `/` where a Python version lacks it.
+_child = getattr(Path, "_make_child_relpath", None) or Path.joinpath
+
+
+def _scan(folder: Path, extensions: set[str]) -> tuple[list[Path], list[str]]:
+    """Files of `folder` (sorted, filtered, hidden ones skipped) and the names of its visible sub-folders."""
+    files, dirs = [], []
+    with os.scandir(folder) as it:
+        for e in it:
+            name = e.name
+            if name.startswith("."):
+                continue
+            if e.is_dir():
+                dirs.append(name)
+            elif not extensions or (i := name.rfind(".")) > 0 and name[i:].lower() in extensions:
+                files.append(name)
+    return [_child(folder, n) for n in sorted(files)], sorted(dirs)
+
+
+def get_files(path: PathLike, extensions: str | Iterable[str] | None = None, recurse: bool = False,
+              include: Iterable[str] | None = None) -> list[Path]:
+    """Files under `path` with one of `extensions` (any case; all when None), sorted, hidden files and folders skipped.
+
+    `recurse` walks sub-folders with `os.scandir` (no `stat` call per file, which is why it is fast);
+    `include` limits the walk to these top-level sub-folders, e.g. `['train']`.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise ValueError(f"get_files: {path} is not a folder. Check the path (untar_data returns the dataset's folder).")
+    exts = _normalize_extensions(extensions)
+    include = None if include is None else set(listify(include))
+    res, todo, top = [], [path], True
+    while todo:
+        folder = todo.pop()
+        files, dirs = _scan(folder, exts)
+        res += files
+        if recurse:
+            if top and include is not None:
+                dirs = [d for d in dirs if d in include]
+            todo += [_child(folder, d) for d in reversed(dirs)]  # reversed: the stack pops them in name order
+        top = False
+    return res
+
+
+# ------------------------------------------------------------------------------------------- item lists
+
+def _is_bool(o: Any) -> bool:
+    return isinstance(o, (bool, np.bool_)) or (isinstance(o, torch.Tensor) and o.dtype == torch.bool)
+
+
+class ListContainer:
+    """A list you can index with an int, a slice, a list of ints or a boolean mask."""
+
+    def __init__(self, items: Any):
+        self.items = listify(items)
+
+    def __getitem__(self, idx: Any) -> Any:
+        if isinstance(idx, (int, np.integer, slice)):
+            return self.items[idx]
+        if isinstance(idx, (torch.Tensor, np.ndarray)):
+            if idx.ndim == 0:
+                return self.items[int(idx)]
+            idx = idx.tolist()
+        idx = list(idx)
+        if idx and _is_bool(idx[0]):
+            if len(idx) != len(self):
+                raise ValueError(f"A boolean mask must have one entry per item: got {len(idx)} for {len(self)} items.")
+            return [o for m, o in zip(idx, self.items) if m]
+        return [self.items[i] for i in idx]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __iter__(self):
+        return iter(self.items)
+
+    def __setitem__(self, i: int, o: Any) -> None:
+        self.items[i] = o
+
+    def __delitem__(self, i: int) -> None:
+        del self.items[i]
+
+    def __repr__(self) -> str:
+        res = f"{type(self).__name__} ({len(self)} items)\n{self.items[:10]}"
+        return res[:-1] + ", ...]" if len(self) > 10 else res
+
+
+class ItemList(ListContainer):
+    """Items plus the folder they came from and the transforms `_get` applies, in `_order`, to each."""
+
+    def __init__(self, items: Any, path: PathLike = ".", tfms: Callable | Sequence[Callable] | None = None):
+        super().__init__(items)
+        self.path, self.tfms = Path(path), tfms
+
+    def __repr__(self) -> str:
+        return f"{super().__repr__()}\nPath: {self.path}"
+
+    def new(self, items: Any, cls: type | None = None) -> ItemList:
+        """A list of the same kind (or `cls`), path and transforms, holding other items: how splits are made."""
+        return (cls or type(self))(items, self.path, tfms=self.tfms)
+
+    def get(self, i: Any) -> Any:
+        """Turn a stored item into the object transforms work on (an opened image for `ImageList`)."""
+        return i
+
+    def _get(self, i: Any) -> Any:
+        return compose(self.get(i), self.tfms)
+
+    def __getitem__(self, idx: Any) -> Any:
+        res = super().__getitem__(idx)
+        return [self._get(o) for o in res] if isinstance(res, list) else self._get(res)
+
+
+class ImageLoadError(OSError):
+    """An image file could not be opened or decoded; the message names the file."""
+
+
+def open_image(fn: PathLike, tfms: Callable | Sequence[Callable] | None = None) -> Image.Image:
+    """Open and decode `fn`, letting `tfms` with a `before_load` hook (JPEG draft mode) act before decoding.
+
+    Corrupt or truncated files raise `ImageLoadError` naming the file. Truncated JPEGs are refused
+    rather than silently padded with gray; set `PIL.ImageFile.LOAD_TRUNCATED_IMAGES = True` to load them.
+    """
+    im = None
+    try:
+        im = Image.open(fn)
+        for t in listify(tfms):
+            if hasattr(t, "before_load"):
+                t.before_load(im)
+        im.load()
+        return im
+    except Exception as e:
+        if im is not None:
+            im.close()
+        hint = (" To load what is there (the rest filled with gray), set PIL.ImageFile.LOAD_TRUNCATED_IMAGES = True."
+                if "truncated" in str(e) else "")
+        raise ImageLoadError(f"Could not read image {fn}: {type(e).__name__}: {e}. Delete or replace the file.{hint}") from e
+
+
+class ImageList(ItemList):
+    """File names that become images (decoded with Pillow, JPEG draft when resizing) when indexed."""
+
+    @classmethod
+    def from_files(cls, path: PathLike, extensions: str | Iterable[str] | None = None, recurse: bool = True,
+                   include: Iterable[str] | None = None, **kwargs) -> ImageList:
+        """All image files under `path` (every `image_extensions` by default); an empty result is an error."""
+        exts = image_extensions if extensions is None else extensions
+        files = get_files(path, exts, recurse=recurse, include=include)
+        if not files:
+            shown = sorted(_normalize_extensions(exts))
+            raise ValueError(f"No image files in {Path(path)} (recurse={recurse}, include={include}, extensions: "
+                             f"{', '.join(shown[:12])}{', ...' if len(shown) > 12 else ''}). Check the folder, "
+                             "pass recurse=True for files in sub-folders, or pass `extensions`.")
+        return cls(files, path, **kwargs)
+
+    def get(self, fn: PathLike) -> Image.Image:
+        return open_image(fn, self.tfms)
+
+
+# -------------------------------------------------------------------------------------------- splitting
+
+def grandparent_splitter(fn: PathLike, valid_name: str = "valid", train_name: str = "train") -> bool | None:
+    """True for `.../valid/<class>/file`, False for `.../train/<class>/file`, None (drop) otherwise.
+
+    Imagenette names its validation folder `val`: pass `valid_name='val'`, or
+    `teachkit.datasets.valid_folder_name(path)`.
+    """
+    gp = Path(fn).parent.parent.name
+    return True if gp == valid_name else False if gp == train_name else None
+
+
+def random_splitter(p_valid: float = 0.2, seed: int = 42) -> Callable[[Any], bool]:
+    """A splitter sending a fraction `p_valid` of items to valid, chosen by a seeded hash of each file name.
+
+    The hash (of the last two path parts, or `str(item)`) makes the split the same on every run,
+    machine and order of items, and keeps it when the data folder moves.
+    """
+    if not 0 <= p_valid <= 1:
+        raise ValueError(f"random_splitter: p_valid is a fraction of items, between 0 and 1; got {p_valid}.")
+
+    def splitter(o: Any) -> bool:
+        key = "/".join(Path(o).parts[-2:]) if isinstance(o, os.PathLike) else str(o)
+        return zlib.crc32(f"{seed}:{key}".encode()) / 2**32 < p_valid
+
+    return splitter
+
+
+def split_by_func(items: Sequence, f: Callable[[Any], bool | None]) -> tuple[list, list]:
+    """(train, valid) items: `f` says True for valid, False for train, None for neither (dropped)."""
+    mask = [f(o) for o in items]
+    return [o for o, m in zip(items, mask) if m is not None and not m], [o for o, m in zip(items, mask) if m]
+
+
+class SplitData:
+    """A training and a validation set of the same kind; attributes not found here come from `train`."""
+
+    def __init__(self, train: Any, valid: Any):
+        self.train, self.valid = train, valid
+
+    def __getattr__(self, k: str) -> Any:
+        if k.startswith("__") or k in ("train", "valid"):  # not set yet (e.g. while unpickling)
+            raise AttributeError(k)
+        return getattr(self.train, k)
+
+    @classmethod
+    def split_by_func(cls, il: ItemList, f: Callable[[Any], bool | None]) -> SplitData:
+        """Split with `f` (True: valid, False: train, None: drop), warning how many items were dropped."""
+        train, valid = split_by_func(il.items, f)
+        dropped = len(il) - len(train) - len(valid)
+        if not train or not valid:
+            examples = [str(o) for o in il.items[:3]]
+            raise ValueError(f"The splitter put {len(train)} items in train and {len(valid)} in valid "
+                             f"(dropped {dropped} of {len(il)}), e.g. {examples}. Check it: Imagenette's "
+                             "validation folder is 'val', so use partial(grandparent_splitter, valid_name='val').")
+        if dropped:
+            warnings.warn(f"SplitData.split_by_func dropped {dropped} of {len(il)} items that the splitter put "
+                          "in neither train nor valid.", stacklevel=2)
+        return cls(il.new(train), il.new(valid))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}\nTrain: {self.train}\nValid: {self.valid}\n"
+
+
+# -------------------------------------------------------------------------------------------- labelling
+
+def parent_labeler(fn: PathLike) -> str:
+    """The label is the name of the folder the file is in (Imagenette's synset ids)."""
+    return Path(fn).parent.name
+
+
+class Processor:
+    """Changes a whole list of items the same way on every split, from state learned on the training set."""
+
+    def __call__(self, items: list) -> list:
+        return items
+
+    def deprocess(self, items: list) -> list:
+        return items
+
+    def deproc1(self, item: Any) -> Any:
+        return item
+
+
+def _unique(items: Iterable) -> list:
+    """Distinct items, sorted when they can be (so the vocab doesn't depend on file order)."""
+    uniq = list(dict.fromkeys(items))
+    try:
+        return sorted(uniq)
+    except TypeError:
+        return uniq
+
+
+class CategoryProcessor(Processor):
+    """Labels -> ints with a vocab made from the first (training) list it sees; `deprocess` goes back."""
+
+    def __init__(self):
+        self.vocab: list | None = None
+
+    def __call__(self, items: list) -> list[int]:
+        if self.vocab is None:
+            self.vocab = _unique(items)
+            self.otoi = {v: k for k, v in enumerate(self.vocab)}
+        return [self.proc1(o) for o in items]
+
+    def proc1(self, item: Any) -> int:
+        try:
+            return self.otoi[item]
+        except KeyError:
+            shown = ", ".join(map(repr, self.vocab[:10])) + (", ..." if len(self.vocab) > 10 else "")
+            raise ValueError(f"Label {item!r} is not in the vocab made from the training set ({len(self.vocab)} classes: "
+                             f"{shown}). Every class needs training examples: check the split, or relabel it.") from None
+
+    def deprocess(self, idxs: Iterable[int]) -> list:
+        if self.vocab is None:
+            raise ValueError("This CategoryProcessor has no vocab yet: process the training labels first.")
+        return [self.deproc1(i) for i in idxs]
+
+    def deproc1(self, idx: int) -> Any:
+        return self.vocab[int(idx)]
+
+
+class LabeledData:
+    """Inputs `x` and targets `y`, each processed once by their processors; indexing gives `(x, y)`."""
+
+    def __init__(self, x: ItemList, y: ItemList, proc_x: Processor | Sequence[Processor] | None = None,
+                 proc_y: Processor | Sequence[Processor] | None = None):
+        self.x, self.y = self.process(x, proc_x), self.process(y, proc_y)
+        self.proc_x, self.proc_y = proc_x, proc_y
+
+    @staticmethod
+    def process(il: ItemList, proc: Processor | Sequence[Processor] | None) -> ItemList:
+        return il.new(compose(il.items, proc))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}\nx: {self.x}\ny: {self.y}\n"
+
+    def __getitem__(self, idx: Any) -> tuple[Any, Any]:
+        return self.x[idx], self.y[idx]
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def x_obj(self, idx: Any) -> Any:
+        """Input `idx` turned back into what it was before processing."""
+        return self.obj(self.x, idx, self.proc_x)
+
+    def y_obj(self, idx: Any) -> Any:
+        """Target `idx` turned back into its label, e.g. the class name."""
+        return self.obj(self.y, idx, self.proc_y)
+
+    @staticmethod
+    def obj(items: ItemList, idx: Any, procs: Any) -> Any:
+        isint = isinstance(idx, (int, np.integer)) or (isinstance(idx, torch.Tensor) and idx.ndim == 0)
+        item = items[idx]
+        for proc in reversed(listify(procs)):
+            item = proc.deproc1(item) if isint else proc.deprocess(item)
+        return item
+
+    @classmethod
+    def label_by_func(cls, il: ItemList, f: Callable[[Any], Any], proc_x: Any = None, proc_y: Any = None) -> LabeledData:
+        """Label each item of `il` with `f(item)`."""
+        return cls(il, ItemList([f(o) for o in il.items], path=il.path), proc_x=proc_x, proc_y=proc_y)
+
+
+def label_by_func(sd: SplitData, f: Callable[[Any], Any], proc_x: Any = None, proc_y: Any = None) -> SplitData:
+    """Label train then valid with `f`; the same processors go over both, so valid uses train's vocab."""
+    train = LabeledData.label_by_func(sd.train, f, proc_x=proc_x, proc_y=proc_y)
+    valid = LabeledData.label_by_func(sd.valid, f, proc_x=proc_x, proc_y=proc_y)
+    return SplitData(train, valid)
+
+
+# --------------------------------------------------------------------------------------------- batches
+
+def _vocab(ds: Any) -> list | None:
+    """The vocab of a labelled dataset's category processor, if it has one."""
+    for p in reversed(listify(getattr(ds, "proc_y", None))):
+        if getattr(p, "vocab", None) is not None:
+            return p.vocab
+    return None
 
 
 class DataBunch:
@@ -20,6 +399,94 @@ class DataBunch:
     def valid_ds(self) -> Any:
         return self.valid_dl.dataset
 
+    def show_batch(self, n: int = 8, **kwargs) -> Any:
+        """See `show_batch`."""
+        return show_batch(self, n, **kwargs)
+
     def __repr__(self) -> str:
         return (f"DataBunch(train: {len(self.train_ds)} items, valid: {len(self.valid_ds)} items, "
                 f"c_in={self.c_in}, c_out={self.c_out})")
+
+
+def default_num_workers() -> int:
+    """One DataLoader worker per CPU this process may use, at most 8."""
+    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return min(8, n)
+
+
+def get_dls(train_ds: Any, valid_ds: Any, bs: int, num_workers: int = 0, **kwargs) -> tuple[DataLoader, DataLoader]:
+    """Shuffled training and in-order validation DataLoaders (valid batches twice as big: no gradients to keep).
+
+    With workers they stay alive between epochs; with CUDA batches go to pinned memory for faster copies.
+    """
+    kwargs = {"num_workers": num_workers, "pin_memory": torch.cuda.is_available(),
+              "persistent_workers": num_workers > 0, **kwargs}
+    return DataLoader(train_ds, bs, shuffle=True, **kwargs), DataLoader(valid_ds, bs * 2, shuffle=False, **kwargs)
+
+
+def databunchify(sd: SplitData, bs: int = 64, c_in: int | None = None, c_out: int | None = None,
+                 num_workers: int | None = None, **kwargs) -> DataBunch:
+    """DataLoaders for a labelled `SplitData`; `c_out` defaults to the vocab size, `c_in` to the first item's channels.
+
+    `num_workers` defaults to one per CPU (at most 8); pass 0 to load in this process (easiest to debug).
+    """
+    if c_out is None and (vocab := _vocab(sd.train)) is not None:
+        c_out = len(vocab)
+    if c_in is None:
+        x0 = sd.train[0][0]
+        c_in = x0.shape[0] if isinstance(x0, torch.Tensor) and x0.ndim == 3 else None
+    nw = default_num_workers() if num_workers is None else num_workers
+    return DataBunch(*get_dls(sd.train, sd.valid, bs, num_workers=nw, **kwargs), c_in=c_in, c_out=c_out)
+
+
+SplitData.to_databunch = databunchify
+
+
+# ------------------------------------------------------------------------------------------ normalising
+
+def normalize_chan(x: torch.Tensor, mean: Any, std: Any) -> torch.Tensor:
+    """Normalise each channel of a (B, C, H, W) or (C, H, W) batch; stats follow `x` to its device."""
+    mean = torch.as_tensor(mean, dtype=x.dtype, device=x.device)
+    std = torch.as_tensor(std, dtype=x.dtype, device=x.device)
+    return (x - mean[..., None, None]) / std[..., None, None]
+
+
+def channel_stats(ds: Any, n: int = 256, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and std of the inputs of `n` random items of `ds` (uint8 counted as /255)."""
+    if len(ds) == 0:
+        raise ValueError("channel_stats needs a non-empty dataset.")
+    g = torch.Generator().manual_seed(seed)
+    idxs = torch.randperm(len(ds), generator=g)[:n].tolist()
+    xs = []
+    for i in idxs:
+        x = ds[i]
+        x = x[0] if isinstance(x, tuple) else x
+        xs.append(x.float() / 255 if x.dtype == torch.uint8 else x.float())
+    pix = torch.cat([x.flatten(1) for x in xs], dim=1)
+    return pix.mean(1), pix.std(1)
+
+
+imagenette_stats = (torch.tensor([0.47, 0.48, 0.45]), torch.tensor([0.29, 0.28, 0.30]))
+"""Channel mean and std of Imagenette, the figures lesson 08 normalises with."""
+
+
+def norm_imagenette(x: torch.Tensor) -> torch.Tensor:
+    """Normalise a batch with Imagenette's channel stats (for `BatchTransformXCallback`)."""
+    return normalize_chan(x, *imagenette_stats)
+
+
+# -------------------------------------------------------------------------------------------- showing
+
+def show_batch(data: DataBunch, n: int = 8, ncols: int = 4, valid: bool = False, size: float = 2.5,
+               names: Mapping[Any, str] | None = None) -> Any:
+    """Draw the first `n` images of a training (or `valid`) batch, titled with their labels.
+
+    `names` maps labels to what to print, e.g. `teachkit.datasets.IMAGENETTE_CLASSES` for synset ids.
+    """
+    dl = data.valid_dl if valid else data.train_dl
+    xb, yb = next(iter(dl))
+    xb, yb = xb[:n], yb[:n]
+    vocab = _vocab(dl.dataset)
+    labels = [vocab[int(y)] if vocab is not None else str(int(y)) if y.ndim == 0 else str(y.tolist()) for y in yb]
+    titles = [names.get(o, o) if names else o for o in labels]
+    return show_images(list(xb), ncols=ncols, titles=[str(t) for t in titles], size=size)
