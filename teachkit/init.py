@@ -139,14 +139,19 @@ class _StopForward(Exception):
 
 
 def _stats_then_stop(hook: Hook, mod: nn.Module, inp: Any, out: torch.Tensor) -> None:
-    """Hook function: keep the output's mean and std, then cut the forward pass short."""
+    """Hook function: keep the output's mean, std and spread over the batch, then cut the forward pass short."""
     d = out.detach().float()
-    hook.stats = d.mean().item(), d.std().item()
+    spread = d.std(0).max() if len(d) > 1 else d.std()  # how much any one unit varies from sample to sample
+    hook.stats = d.mean().item(), d.std().item(), (spread / d.abs().max()).item()
     raise _StopForward
 
 
 def _measure(model: nn.Module, module: nn.Module, xb: torch.Tensor) -> tuple[float, float]:
-    """Mean and std of `module`'s LSUV statistics on `xb`, running the model only as far as that layer."""
+    """Mean and std of `module`'s LSUV statistics on `xb`, running the model only as far as that layer.
+
+    Refuses a layer whose output is the same for every sample: its input is constant (all zeros, dead ReLUs),
+    so no weight scale can give it std 1, and dividing by its std would only blow the weights up.
+    """
     with _lsuv_mode(model), Hook(_hooked(module), _stats_then_stop) as h:
         try:
             model(_to_model(model, xb))
@@ -154,18 +159,15 @@ def _measure(model: nn.Module, module: nn.Module, xb: torch.Tensor) -> tuple[flo
             pass
     if not hasattr(h, "stats"):
         raise ValueError(f"{_name(model, module)} did not run in model(xb), so LSUV can't measure it.")
-    return h.stats
-
-
-def _check_alive(model: nn.Module, module: nn.Module, mean: float, std: float) -> None:
-    """Refuse a layer whose output is constant: dividing by its std (~0) would blow the weights up forever."""
+    mean, std, rel_spread = h.stats
     if not (torch.isfinite(torch.tensor([mean, std])).all()):
         raise ValueError(f"LSUV: {_name(model, module)} outputs NaN or inf on this batch (mean {mean}, std {std}). "
                          "Check the batch and the layers before it.")
-    if std <= 1e-6 * max(abs(mean), 1.0):
-        raise ValueError(f"LSUV: {_name(model, module)} outputs a constant on this batch (mean {mean:.3g}, std {std:.2g}), "
-                         "so no weight scale can give it std 1. Its input is probably all zeros or dead ReLUs: "
-                         "check the batch and the layers before it (or leave this layer out of `modules`).")
+    if not rel_spread > 1e-5:  # also catches 0/0 = NaN: an all-zero output
+        raise ValueError(f"LSUV: {_name(model, module)} outputs a constant on this batch, the same for every sample "
+                         f"(mean {mean:.3g}), so no weight scale can give it std 1. Its input is probably all zeros or "
+                         "dead ReLUs: check the batch and the layers before it (or leave this layer out of `modules`).")
+    return mean, std
 
 
 def lsuv_step(model: nn.Module, module: nn.Module, xb: torch.Tensor, tol: float = 1e-3,
@@ -176,7 +178,6 @@ def lsuv_step(model: nn.Module, module: nn.Module, xb: torch.Tensor, tol: float 
     "stopped" (something to do, but `update` is False: the iteration budget is spent).
     """
     mean, std = _measure(model, module, xb)
-    _check_alive(model, module, mean, std)
     shift = _shift(module)
     if abs(std - 1) > tol:
         action = "scale"
