@@ -1,1 +1,2 @@
 """Interactive panels: thin ipywidgets 8 views over pure-Python models that do the work."""
+from .lsuv import lsuv_panel  # noqa: F401
