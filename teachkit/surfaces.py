@@ -35,10 +35,14 @@ class Surface:
 
     def contains(self, xy: torch.Tensor) -> bool:
         """Is the point finite and inside the plot (with a margin)? Outside counts as diverged."""
+        return bool(self.inside(xy))
+
+    def inside(self, xy: torch.Tensor) -> torch.Tensor:
+        """`contains` for many points `xy[..., 0], xy[..., 1]` at once: a bool tensor (NaN counts as outside)."""
         (x0, x1), (y0, y1) = self.xlim, self.ylim
         mx, my = (x1 - x0), (y1 - y0)
-        x, y = float(xy[0]), float(xy[1])
-        return x0 - mx <= x <= x1 + mx and y0 - my <= y <= y1 + my
+        x, y = xy[..., 0], xy[..., 1]
+        return (x >= x0 - mx) & (x <= x1 + mx) & (y >= y0 - my) & (y <= y1 + my)
 
 
 def ill_conditioned(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
