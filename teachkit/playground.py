@@ -169,7 +169,7 @@ class OptimizerPlayground:
     start: tuple[float, float] | None = None
     seed: int = 0
     _cache: tuple = field(default=(None, None), init=False, repr=False)
-    _plot: PlaygroundPlot | None = field(default=None, init=False, repr=False)
+    plot: PlaygroundPlot | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self):
         self.check()
@@ -224,9 +224,9 @@ class OptimizerPlayground:
 
     def render(self) -> bytes:
         """PNG of the contour plot with every trajectory, and of loss against step."""
-        if self._plot is None:
-            self._plot = PlaygroundPlot()
-        return self._plot.render(self.surface, self.start, self.trajectories, self.steps)
+        if self.plot is None:
+            self.plot = PlaygroundPlot()
+        return self.plot.render(self.surface, self.start, self.trajectories, self.steps)
 
 
 # ---------------------------------------------------------------- drawing
