@@ -9,6 +9,7 @@ never changes the std, while scaling moves the mean, so this order settles in a 
 from __future__ import annotations
 
 import copy
+import math
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -64,10 +65,10 @@ class LSUVReport(list):
 
     def __repr__(self) -> str:
         w = max([len(r.name) for r in self] + [4])
-        lines = [f"{'layer':>5}  {'name':<{w}}  {'mean':>10}  {'std':>8}  {'iters':>5}  {'converged':>9}  mean fixed by"]
-        lines += [f"{r.layer:>5}  {r.name:<{w}}  {r.mean:>10.2e}  {r.std:>8.5f}  {r.iterations:>5}  "
-                  f"{'yes' if r.converged else 'NO':>9}  {r.shift or '- (std only)'}" for r in self]
-        return "\n".join(lines)
+        head = f"{'layer':>5}  {'name':<{w}}  {'mean':>10}  {'std':>8}  {'iters':>5}  {'converged':>9}  mean fixed by"
+        rows = [f"{r.layer:>5}  {r.name:<{w}}  {r.mean:>10.2e}  {r.std:>8.5f}  {r.iterations:>5}  "
+                f"{'yes' if r.converged else 'NO':>9}  {r.shift or '- (std only)'}" for r in self]
+        return "\n".join([head] + rows)
 
 
 def lsuv_modules(model: nn.Module) -> list[nn.Module]:
@@ -103,7 +104,8 @@ def _name(model: nn.Module, module: nn.Module) -> str:
     """`'3 ConvLayer'`: the module's path in the model and its type, for reports and error messages."""
     path = next((n for n, m in model.named_modules() if m is module), None)
     if path is None:
-        raise ValueError(f"The {type(module).__name__} passed to LSUV is not part of the model; pass one of model.modules().")
+        raise ValueError(f"The {type(module).__name__} passed to LSUV is not part of the model; "
+                         "pass one of model.modules().")
     return f"{path} {type(module).__name__}".strip()
 
 
@@ -115,7 +117,7 @@ def _to_model(model: nn.Module, xb: torch.Tensor) -> torch.Tensor:
 
 @contextmanager
 def _lsuv_mode(model: nn.Module) -> Iterator[None]:
-    """No grad, train mode (BatchNorm uses the batch, as in training) but dropout off, and BatchNorm's running stats untouched."""
+    """No grad; train mode, so BatchNorm uses the batch as in training, but dropout off and running stats untouched."""
     modes = {m: m.training for m in model.modules()}
     saved = {m: [b.clone() for b in m.buffers(recurse=False)] for m in model.modules()
              if getattr(m, "track_running_stats", False)}
@@ -160,7 +162,7 @@ def _measure(model: nn.Module, module: nn.Module, xb: torch.Tensor) -> tuple[flo
     if not hasattr(h, "stats"):
         raise ValueError(f"{_name(model, module)} did not run in model(xb), so LSUV can't measure it.")
     mean, std, rel_spread = h.stats
-    if not (torch.isfinite(torch.tensor([mean, std])).all()):
+    if not (math.isfinite(mean) and math.isfinite(std)):
         raise ValueError(f"LSUV: {_name(model, module)} outputs NaN or inf on this batch (mean {mean}, std {std}). "
                          "Check the batch and the layers before it.")
     if not rel_spread > 1e-5:  # also catches 0/0 = NaN: an all-zero output
@@ -203,13 +205,14 @@ def _check_args(tol: float, max_iter: int) -> None:
 
 
 def _warn_stopped(name: str, mean: float, std: float, max_iter: int, tol: float) -> None:
-    warnings.warn(f"LSUV: {name} did not converge in {max_iter} iterations (mean {mean:.3g}, std {std:.4g}, tol {tol}); "
+    warnings.warn(f"LSUV: {name} did not converge in {max_iter} iterations "
+                  f"(mean {mean:.3g}, std {std:.4g}, tol {tol}); "
                   "it is left as it is. Try a larger max_iter or tol, or a bigger batch.", LSUVWarning, stacklevel=3)
 
 
 def lsuv_module(model: nn.Module, module: nn.Module, xb: torch.Tensor, tol: float = 1e-3,
                 max_iter: int = 10) -> LSUVResult:
-    """LSUV on one layer: `lsuv_step` until its output has std 1 and mean 0 (within `tol`), at most `max_iter` updates."""
+    """LSUV on one layer: `lsuv_step` until its output has std 1 and mean 0 (within `tol`), at most `max_iter` times."""
     _check_args(tol, max_iter)
     for it in range(max_iter + 1):
         mean, std, action = lsuv_step(model, module, xb, tol, update=it < max_iter)
@@ -222,7 +225,8 @@ def lsuv_module(model: nn.Module, module: nn.Module, xb: torch.Tensor, tol: floa
 def _modules(model: nn.Module, modules: Sequence[nn.Module] | None) -> list[nn.Module]:
     mods = listify(modules) or lsuv_modules(model)
     if not mods:
-        raise ValueError("LSUV found no ConvLayer, conv or linear layer in the model; pass the layers to tune as `modules`.")
+        raise ValueError("LSUV found no ConvLayer, conv or linear layer in the model; "
+                         "pass the layers to tune as `modules`.")
     return mods
 
 
@@ -256,7 +260,8 @@ class LayerStats(NamedTuple):
     hists: torch.Tensor
 
 
-def _record(hook: Hook, mod: nn.Module, inp: Any, out: torch.Tensor, bins: int, hist_range: tuple[float, float]) -> None:
+def _record(hook: Hook, mod: nn.Module, inp: Any, out: torch.Tensor, bins: int,
+            hist_range: tuple[float, float]) -> None:
     """Hook function: keep the output's mean, std and histogram."""
     d = out.detach().float()
     hook.stats = d.mean().item(), d.std().item(), d.cpu().histc(bins, *hist_range)
@@ -320,7 +325,8 @@ class LSUVStepper:
         ok = row.action == "converged"
         if not ok:
             _warn_stopped(row.name, row.mean, row.std, self.max_iter, self.tol)
-        self.results.append(LSUVRow(row.layer, row.name, row.mean, row.std, row.iteration, ok, _shift(self.modules[row.layer])))
+        shift = _shift(self.modules[row.layer])
+        self.results.append(LSUVRow(row.layer, row.name, row.mean, row.std, row.iteration, ok, shift))
         self.current = row.layer + 1 if row.layer + 1 < len(self.modules) else None
         self.iteration = 0
 
@@ -340,5 +346,5 @@ class LSUVStepper:
         return self.results
 
     def __repr__(self) -> str:
-        where = "done" if self.done else f"layer {self.current} ({self.names[self.current]}), iteration {self.iteration}"
+        where = "done" if self.done else f"{self.names[self.current]}, iteration {self.iteration}"
         return f"LSUVStepper({len(self.modules)} layers, {len(self.history)} steps, {where})"

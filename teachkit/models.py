@@ -65,7 +65,7 @@ def prev_pow_2(x: float) -> int:
 
 def get_cnn_layers(n_in: int, n_out: int, nfs: list[int], layer: Callable[..., nn.Module] = conv_layer,
                    **kwargs: Any) -> list[nn.Module]:
-    """The lesson-08 CNN as a list: three stem convs widening from `prev_pow_2(n_in*9)`, a stride-2 conv per `nfs`, pool, linear."""
+    """The lesson-08 CNN as a list: 3 stem convs from `prev_pow_2(n_in*9)` wide, a conv per `nfs`, pool, linear."""
     if not nfs:
         raise ValueError("get_cnn_layers needs at least one width in nfs, e.g. nfs=[64, 64, 128, 256].")
 
@@ -116,7 +116,8 @@ def _store_shape(hook: Any, mod: nn.Module, inp: Any, out: torch.Tensor) -> None
     hook.shape = tuple(out.shape)
 
 
-def layer_shapes(model_or_learner: Any, xb: torch.Tensor, find_all: bool = False) -> list[tuple[str, tuple[int, ...] | None, int]]:
+def layer_shapes(model_or_learner: Any, xb: torch.Tensor,
+                 find_all: bool = False) -> list[tuple[str, tuple[int, ...] | None, int]]:
     """(name, output shape, parameter count) of each child (every conv/linear if `find_all`) on one batch."""
     model = _model_of(model_or_learner)
     names = {m: n for n, m in model.named_modules()}
