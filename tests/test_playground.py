@@ -93,8 +93,9 @@ def test_a_non_finite_loss_is_divergence():
 
 
 def test_every_surface_runs_and_renders_without_nan():
+    pg = OptimizerPlayground(lr=0.05, steps=40)
     for name in SURFACES:
-        pg = OptimizerPlayground(name, lr=0.05, steps=40)
+        pg.update(surface=name)
         for t in pg.trajectories.values():
             assert np.isfinite(t.points).all() and np.isfinite(t.losses).all()
         assert pg.render().startswith(PNG)

@@ -1,0 +1,133 @@
+"""Optimizer panel: scrub lr, momentum, Adam's betas... and watch SGD, momentum, Adam and LAMB race on a toy surface.
+
+A thin ipywidgets view over `teachkit.playground.OptimizerPlayground`, which runs teachkit's real optimizers and
+draws the plot (and is tested on its own): every control change is passed to the playground, which reruns and
+redraws; the picture is a PNG in an `ipywidgets.Image`, so the panel works in every Jupyter front end.
+
+Sliders use `continuous_update=False`: the kernel hears a slider when it is released (or typed into), not at
+every pixel of a drag. A rerun and redraw takes tens of milliseconds, so updates sent while dragging would queue
+up behind each other; waiting for the release needs no timer thread and behaves the same in tests.
+"""
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+
+import ipywidgets as widgets
+from matplotlib.colors import to_hex
+
+from ..playground import COLORS, OPTIMIZERS, OptimizerPlayground, Trajectory
+from ..surfaces import SURFACES, get_surface
+
+__all__ = ["OptimizerPanel", "optimizer_panel"]
+
+STYLE = {"description_width": "88px"}
+LAYOUT = widgets.Layout(width="330px")
+
+
+def slider(cls: type, description: str, tooltip: str, value: float, lo: float, hi: float, step: float,
+           readout_format: str = ".3g", **kwargs) -> widgets.Widget:
+    """A slider that reports its value on release, with a tooltip saying what it feeds."""
+    return cls(value=value, min=lo, max=hi, step=step, description=description, tooltip=tooltip,
+               readout_format=readout_format, continuous_update=False, style=STYLE, layout=LAYOUT, **kwargs)
+
+
+def set_range(s: widgets.FloatSlider, lo: float, hi: float, value: float) -> None:
+    """Give slider `s` new bounds and value, in an order that never puts min above max."""
+    if lo > s.max:
+        s.max, s.min = hi, lo
+    else:
+        s.min, s.max = lo, hi
+    s.step = (hi - lo) / 200
+    s.value = value
+
+
+def summary(trajs: dict[str, Trajectory], steps: int) -> str:
+    """One line per optimizer: final loss and point, or the step where it diverged."""
+    rows = []
+    for n, t in trajs.items():
+        (x, y), loss = t.end, t.losses[-1]
+        fate = (f"<b>diverged at step {t.diverged_at}</b>" if t.diverged_at
+                else f"loss {loss:.3g} at ({x:.3g}, {y:.3g}) after {steps} steps")
+        rows.append(f"<span style='color:{to_hex(COLORS[n])}'>&#9632; {html.escape(n)}</span>: {fate}")
+    return "<br>".join(rows) or "Tick an optimizer to race it."
+
+
+class OptimizerPanel(widgets.VBox):
+    """Controls over an `OptimizerPlayground`, and its contour and loss plot.
+
+    Drive it from code as from the browser, e.g. `panel.lr.value = 0.1` or `panel.checkboxes["adam"].value = False`;
+    the playground is `panel.model`, the plot `panel.image` (PNG bytes in `panel.image.value`).
+    """
+
+    def __init__(self, model: OptimizerPlayground):
+        self.model = m = model
+        s = m.surface
+        self.surface = widgets.Dropdown(options=list(SURFACES), value=s.name, description="surface", style=STYLE,
+                                        layout=LAYOUT, tooltip="The loss surface; choosing one moves the start to its own")
+        self.x0 = slider(widgets.FloatSlider, "start x", "x of the start point", m.start[0], *s.xlim, (s.xlim[1] - s.xlim[0]) / 200)
+        self.y0 = slider(widgets.FloatSlider, "start y", "y of the start point", m.start[1], *s.ylim, (s.ylim[1] - s.ylim[0]) / 200)
+        self.steps = slider(widgets.IntSlider, "steps", "Optimizer steps per run", m.steps, 1, 1000, 1, readout_format="d")
+        self.lr = slider(widgets.FloatLogSlider, "lr", "Learning rate of every optimizer (log scale)", m.lr, -4, 1, 0.05,
+                         base=10)
+        self.mom = slider(widgets.FloatSlider, "momentum", "mom of SGD with momentum (sgd_mom_opt): the share of the "
+                          "previous step kept in the next", m.mom, 0, 0.999, 0.001)
+        self.beta1 = slider(widgets.FloatSlider, "beta1", "Adam's and LAMB's mom: how slowly their average of the "
+                            "gradients forgets", m.beta1, 0, 0.999, 0.001)
+        self.beta2 = slider(widgets.FloatSlider, "beta2", "Adam's and LAMB's sqr_mom: how slowly their average of the "
+                            "squared gradients forgets", m.beta2, 0, 0.9999, 0.0001, readout_format=".4g")
+        self.eps = slider(widgets.FloatLogSlider, "eps", "Adam's and LAMB's eps, added to the root of the squared-"
+                          "gradient average", m.eps, -10, 0, 0.1, base=10, readout_format=".1e")
+        self.wd = slider(widgets.FloatSlider, "weight decay", "wd of every optimizer: each step shrinks the point "
+                         "towards (0, 0) by lr * wd (LAMB: inside its step)", m.wd, 0, 1, 0.005)
+        self.checkboxes = {n: widgets.Checkbox(value=n in m.optimizers, description=n, indent=False, layout=widgets.Layout(width="110px"),
+                                               tooltip=f"Race {n} ({OPTIMIZERS[n].__name__})") for n in OPTIMIZERS}
+        self.image = widgets.Image(format="png")
+        self.info = widgets.HTML()
+        self._quiet = False
+        self.surface.observe(self._on_surface, names="value")
+        for w in (self.x0, self.y0, self.steps, self.lr, self.mom, self.beta1, self.beta2, self.eps, self.wd,
+                  *self.checkboxes.values()):
+            w.observe(self._on_change, names="value")
+        columns = widgets.HBox([
+            widgets.VBox([self.surface, self.x0, self.y0, self.steps, widgets.HBox(list(self.checkboxes.values()))]),
+            widgets.VBox([self.lr, self.mom, self.wd]),
+            widgets.VBox([self.beta1, self.beta2, self.eps]),
+        ])
+        super().__init__([columns, self.image, self.info])
+        self.refresh()
+
+    def settings(self) -> dict:
+        """What the controls say, as `OptimizerPlayground.update` takes it."""
+        return dict(lr=self.lr.value, mom=self.mom.value, beta1=self.beta1.value, beta2=self.beta2.value,
+                    eps=self.eps.value, wd=self.wd.value, steps=self.steps.value, start=(self.x0.value, self.y0.value),
+                    optimizers=tuple(n for n, c in self.checkboxes.items() if c.value))
+
+    def _on_change(self, change: dict) -> None:
+        if not self._quiet:
+            self.model.update(**self.settings())
+            self.refresh()
+
+    def _on_surface(self, change: dict) -> None:
+        """A new surface: start sliders get its limits and its start, then one rerun (not one per slider moved)."""
+        s = get_surface(change["new"])
+        self._quiet = True
+        try:
+            set_range(self.x0, *s.xlim, s.start[0])
+            set_range(self.y0, *s.ylim, s.start[1])
+        finally:
+            self._quiet = False
+        self.model.update(surface=s, **self.settings())
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Redraw the plot and the summary from the playground."""
+        self.image.value = self.model.render()
+        self.info.value = summary(self.model.trajectories, self.model.steps)
+
+
+def optimizer_panel(surface: str = "ill-conditioned",
+                    optimizers: Sequence[str] = ("sgd", "momentum", "adam", "lamb"), **settings) -> OptimizerPanel:
+    """A panel racing `optimizers` on `surface`; `settings` (lr, mom, beta1, beta2, eps, wd, steps, start, seed) set
+    the starting values of the controls. Display the returned panel."""
+    return OptimizerPanel(OptimizerPlayground(surface, optimizers, **settings))
