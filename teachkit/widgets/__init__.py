@@ -1,2 +1,3 @@
 """Interactive panels: thin ipywidgets 8 views over pure-Python models that do the work."""
 from .lsuv import lsuv_panel  # noqa: F401
+from .optimizer import optimizer_panel  # noqa: F401
