@@ -1,0 +1,108 @@
+"""teachkit.widgets.augment_panel, driven through its widgets as a browser would: set values, click, check the output."""
+import ipywidgets as widgets
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from teachkit.augment import BatchZoom, PilRandomFlip, RandomResizedCrop
+from teachkit.show import to_hwc
+from teachkit.widgets import augment_panel
+from teachkit.widgets.augment import AugmentPanel
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny tensors: threads only add overhead, and on a busy machine OpenMP threads spin and wait for each other."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture
+def panel() -> AugmentPanel:
+    return augment_panel(n=4, max_size=96)
+
+
+def same(a, b) -> bool:
+    return all(np.array_equal(np.asarray(to_hwc(x)), np.asarray(to_hwc(y))) for x, y in zip(a, b))
+
+
+def test_panel_is_a_widget_with_named_controls(panel):
+    assert isinstance(panel, widgets.VBox)
+    assert panel.resample_button.description == "Resample"
+    assert isinstance(panel.seed_box, widgets.IntText) and isinstance(panel.mode_toggle, widgets.ToggleButtons)
+    assert panel.image.value[:8] == b"\x89PNG\r\n\x1a\n"
+    assert panel.transform_picker.value == "RandomResizedCrop" and panel.mode_toggle.value == "pil"
+    assert panel.image_picker.options == (("grace_hopper.jpg", 0),)
+    c = panel.controls  # built from RandomResizedCrop's signature
+    assert list(c) == ["size", "scale", "ratio", "resample", "p"]
+    assert (type(c["size"]), type(c["scale"]), type(c["resample"]), type(c["p"])) == \
+        (widgets.IntSlider, widgets.FloatRangeSlider, widgets.Dropdown, widgets.FloatSlider)
+    assert list(panel.param_box.children) == list(c.values())
+
+
+def test_resample_changes_images_and_same_seed_restores_them(panel):
+    png, samples = panel.image.value, panel.model.sample()
+    panel.resample_button.click()
+    assert panel.model.seed == panel.seed_box.value == 1
+    assert panel.image.value != png and not same(samples, panel.model.sample())
+    panel.seed_box.value = 0
+    assert panel.model.seed == 0 and panel.image.value == png and same(samples, panel.model.sample())
+
+
+def test_slider_sets_the_parameter(panel):
+    png = panel.image.value
+    panel.controls["size"].value = 64
+    assert panel.model.values["size"] == 64 and panel.model.sample()[0].size == (64, 64)
+    assert panel.image.value != png
+    panel.controls["scale"].value = (0.1, 0.2)
+    assert panel.model.values["scale"] == (0.1, 0.2)
+    panel.n_slider.value = 2
+    assert len(panel.model.sample()) == 2
+
+
+def test_mode_toggle_switches_implementation_and_controls(panel):
+    png = panel.image.value
+    panel.mode_toggle.value = "batched"
+    m = panel.model
+    assert m.mode == "batched" and m.tfm is BatchZoom and panel.transform_picker.value == "BatchZoom"
+    assert set(panel.transform_picker.options) == {"BatchZoom", "BatchWarp", "BatchFlip", "BatchRotate"}
+    assert list(panel.controls) == ["min_zoom", "max_zoom", "p"] and panel.image.value != png
+    assert all(isinstance(o, torch.Tensor) for o in m.sample())
+    panel.mode_toggle.value = "pil"
+    assert m.tfm is RandomResizedCrop and list(panel.controls)[0] == "size"
+
+
+def test_transform_picker_rebuilds_controls(panel):
+    panel.transform_picker.value = "PilTiltRandomCrop"
+    assert panel.model.tfm.__name__ == "PilTiltRandomCrop"
+    assert list(panel.controls) == ["size", "magnitude", "resample", "p"]
+    before = panel.model.sample()
+    panel.controls["magnitude"].value = 0.2
+    assert panel.model.values["magnitude"] == 0.2 and not same(before, panel.model.sample())
+
+
+def test_refused_value_is_explained_and_undone():
+    panel = augment_panel(tfms=[BatchZoom, PilRandomFlip], n=2, max_size=64)
+    png = panel.image.value
+    panel.controls["min_zoom"].value = 2.0  # above max_zoom 1.4: BatchZoom refuses it
+    assert "min &lt;= max" in panel.status.value
+    assert panel.model.values["min_zoom"] == 1.0 and panel.controls["min_zoom"].value == 1.0
+    assert panel.image.value == png
+    panel.seed_box.value = -1
+    assert "seed must be" in panel.status.value and panel.seed_box.value == 0
+    panel.controls["max_zoom"].value = 2.5  # a good value clears the message
+    assert panel.status.value == "" and panel.model.values["max_zoom"] == 2.5
+
+
+def test_pick_an_image_from_a_folder(tmp_path):
+    for name, colour in (("red.png", (255, 0, 0)), ("blue.png", (0, 0, 255))):
+        Image.new("RGB", (40, 30), colour).save(tmp_path / name)
+    panel = augment_panel(tmp_path, tfms=[PilRandomFlip], n=2)
+    assert [label for label, _ in panel.image_picker.options] == ["blue.png", "red.png"]
+    png = panel.image.value
+    panel.image_picker.value = 1
+    assert panel.model.index == 1 and panel.model.image.getpixel((0, 0)) == (255, 0, 0)
+    assert panel.image.value != png
