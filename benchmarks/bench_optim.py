@@ -2,8 +2,8 @@
 
 Run as `python -m benchmarks.bench_optim`. Only the optimizer step is timed: the gradients are random
 tensors set once, so the forward and backward passes cost nothing here. Each optimizer is timed in
-several rounds, interleaved with the others, and the fastest round is kept (the machine may be shared); ratios compare numbers
-measured in this same process.
+several rounds, interleaved with the others, and its fastest round is kept (the machine may be shared).
+Ratios compare numbers measured in this same process, with torch's default number of threads.
 """
 from __future__ import annotations
 

@@ -14,7 +14,23 @@ Hyper-parameter names (the course's, one name each):
     wd       weight decay: decoupled (`weight_decay`), added to the gradient (`l2_reg`), or inside LAMB's step
 
 Factory defaults (the course's): `sgd_opt` wd 0; `sgd_mom_opt` mom 0.9, wd 0.01; `adam_opt` mom 0.9,
-sqr_mom 0.99, eps 1e-5, wd 0; `lamb_opt` mom 0.9, sqr_mom 0.99, eps 1e-6, wd 0.
+sqr_mom 0.99, eps 1e-5, wd 0; `lamb_opt` mom 0.9, sqr_mom 0.99, eps 1e-6, wd 0. Every factory takes
+`(params, lr, ...)`, so it (or a `partial` of it) is an `opt_func` for the Learner.
+
+Order: steppers run sorted by `_order` (0 when missing), then in list order. Decoupled weight decay is
+listed first, so it shrinks the weights the step started from, as torch's AdamW does. A stepper with a
+negative `_order` (`l2_reg`) changes the gradient and runs before the stats, so momentum sees it.
+
+LAMB, as in the paper (You et al. 2019, Algorithm 2) and the lesson: Adam's debiased update plus wd * p,
+scaled for each tensor by ||p|| / ||update|| (L2 norms; the lesson's RMS norms give the same ratio),
+clamped at 10, and set to 1 when either norm is 0 (a zero-initialised bias must still move; a tensor
+with no update must not become NaN). No tensor is excluded: biases and norm weights are adapted too,
+and give them a group with wd=0 to spare them weight decay. Variants you will meet: fastai v2 decays
+the weights (decoupled) before the step, outside the ratio; timm clips the global gradient norm at 1,
+does not clamp, and skips the ratio for tensors with wd 0; pytorch-lamb does not debias.
+
+`foreach=True` runs the list versions (`torch._foreach_*`) of the stats and steppers that have one, and
+the others one parameter at a time: fewer kernel launches on a GPU, the same numbers on the CPU.
 """
 from __future__ import annotations
 
@@ -32,7 +48,7 @@ from .utils import compose, listify
 
 __all__ = ["Optimizer", "StatefulOptimizer", "Stat", "AverageGrad", "AverageSqrGrad", "StepCount",
            "sgd_step", "weight_decay", "l2_reg", "momentum_step", "adam_step", "lamb_step", "debias", "trust_ratio",
-           "get_defaults", "maybe_update", "sgd_opt", "sgd_mom_opt", "adam_opt", "lamb_opt"]
+           "get_defaults", "maybe_update", "adam_stats", "sgd_opt", "sgd_mom_opt", "adam_opt", "lamb_opt"]
 
 Hypers = dict[str, Any]
 Params = Iterable[Tensor] | Iterable[Iterable[Tensor]] | Iterable[dict]
@@ -143,13 +159,12 @@ class Optimizer:
     def step(self) -> None:
         """Update every parameter that has a gradient; the update itself is not recorded by autograd."""
         self.check()
+        if not self.foreach:
+            for p, h in self.grad_params():
+                self.step_param(p, h)
+            return
         for pg, h in zip(self.param_groups, self.hypers):
-            ps = [p for p in pg if p.grad is not None]
-            if self.foreach:
-                self.step_group(ps, h)
-            else:
-                for p in ps:
-                    self.step_param(p, h)
+            self.step_group([p for p in pg if p.grad is not None], h)
 
     def step_param(self, p: Tensor, hypers: Hypers) -> None:
         """The lesson: run the steppers on one parameter."""
@@ -178,7 +193,8 @@ class Optimizer:
             p = params[int(i)]
             for k, v in s.items():
                 if isinstance(v, Tensor) and v.shape != p.shape:
-                    raise ValueError(f"Saved state {k!r} of parameter {i} has shape {tuple(v.shape)}, the parameter {tuple(p.shape)}.")
+                    raise ValueError(f"Saved state {k!r} of parameter {i} has shape {tuple(v.shape)}, "
+                                     f"but the parameter has shape {tuple(p.shape)}.")
             state[p] = {k: v.to(p.device, copy=True) if isinstance(v, Tensor) else v for k, v in s.items()}
         for h, saved in zip(self.hypers, sd["hypers"]):  # edit in place: schedulers may hold these dicts
             h.clear()
@@ -211,7 +227,7 @@ class StatefulOptimizer(Optimizer):
         state = self.state_of(p)
         compose(p, before_stats(self.steppers), **state, **hypers)
         for stat in self.stats:
-            state = stat.update(p, state, **hypers)
+            stat.update(p, state, **hypers)
         compose(p, after_stats(self.steppers), **state, **hypers)
 
     def step_group(self, ps: list[Tensor], hypers: Hypers) -> None:
@@ -467,6 +483,6 @@ def adam_opt(params: Params, lr: float, mom: float = 0.9, sqr_mom: float = 0.99,
 
 def lamb_opt(params: Params, lr: float, mom: float = 0.9, sqr_mom: float = 0.99, eps: float = 1e-6, wd: float = 0.0,
              foreach: bool = False) -> StatefulOptimizer:
-    """LAMB (You et al. 2019) with every tensor adapted; for no decay on biases/norms, give them a group with wd=0."""
+    """LAMB (You et al. 2019); wd is inside its step, so don't add `weight_decay`. See the module docstring."""
     return StatefulOptimizer(params, lamb_step, adam_stats(), foreach=foreach,
                              lr=lr, mom=mom, sqr_mom=sqr_mom, eps=eps, wd=wd)
