@@ -29,7 +29,8 @@ class Hook:
         self.remove()
 
     def __del__(self) -> None:
-        self.remove()
+        if hasattr(self, "hook"):  # __init__ may have failed before registering
+            self.remove()
 
 
 class Hooks(list):

@@ -7,6 +7,7 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import numpy as np
 import torch
 
 
@@ -40,8 +41,9 @@ def default_device() -> torch.device:
 
 
 def set_seed(seed: int) -> None:
-    """Seed Python, torch (CPU and CUDA) so a lesson cell gives the same numbers every run."""
+    """Seed Python, NumPy and torch (CPU and CUDA) so a lesson cell gives the same numbers every run."""
     random.seed(seed)
+    np.random.seed(seed)
     torch.manual_seed(seed)
 
 
