@@ -8,7 +8,9 @@ Environment variables:
 from __future__ import annotations
 
 import colorsys
+import gzip
 import json
+import lzma
 import math
 import os
 import random
@@ -17,6 +19,7 @@ import tarfile
 import tempfile
 import urllib.error
 import urllib.request
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -136,14 +139,25 @@ def download_url(url: str, dest: str | os.PathLike, timeout: float = 30, chunk_s
             os.remove(tmp)
 
 
+def _extract_all(tf: tarfile.TarFile, dest: Path) -> None:
+    """Extract every member inside `dest`, refusing links or paths that would land outside it."""
+    if hasattr(tarfile, "data_filter"):  # Python >= 3.11.4 and 3.10.12
+        tf.extractall(dest, filter="data")
+        return
+    for m in tf.getmembers():
+        if m.issym() or m.islnk() or not (dest / m.name).resolve().is_relative_to(dest.resolve()):
+            raise tarfile.TarError(f"refusing to extract {m.name!r}: a link or a path outside the folder")
+    tf.extractall(dest)
+
+
 def _extract(archive: Path, dest: Path) -> Path:
     """Extract into a temporary folder next to `dest`, then rename it: `dest` exists only when complete."""
     tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".extracting"))
     try:
         try:
             with tarfile.open(archive) as tf:
-                tf.extractall(tmp, filter="data")
-        except Exception as e:
+                _extract_all(tf, tmp)
+        except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, lzma.LZMAError) as e:
             archive.unlink(missing_ok=True)
             raise CorruptArchiveError(f"Could not extract {archive} ({type(e).__name__}: {e}): the file is damaged or "
                                       "not an archive. It has been deleted; run again to download it again.") from e

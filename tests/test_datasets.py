@@ -216,3 +216,22 @@ def test_imagenette_uses_real_data_when_cached(cache, capsys):
     (cache / "imagenette2-320" / "val").mkdir(parents=True)
     assert imagenette(320) == cache / "imagenette2-320"
     assert "real imagenette2-320" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("has_filter", [True, False])
+def test_archive_escaping_its_folder_is_refused(tmp_path, monkeypatch, has_filter):
+    if not has_filter:  # Pythons before 3.11.4 / 3.10.12 have no extraction filters
+        monkeypatch.delattr(tarfile, "data_filter", raising=False)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+        info = tarfile.TarInfo("../evil.txt")
+        info.size = 4
+        tf.addfile(info, io.BytesIO(b"evil"))
+    archive = tmp_path / "evil.tgz"
+    archive.write_bytes(buf.getvalue())
+    with pytest.raises(CorruptArchiveError):
+        untar_data(archive.as_uri(), dest=tmp_path / "d")
+    assert not (tmp_path / "evil.txt").exists() and not (tmp_path / "d" / "evil").exists()
+    good = tmp_path / "tiny-nette.tgz"
+    good.write_bytes(make_tgz())
+    assert (untar_data(good.as_uri(), dest=tmp_path / "d") / "train").is_dir()
