@@ -261,7 +261,10 @@ def flip_matrix(flips: torch.Tensor) -> torch.Tensor:
 
 
 def rotation_matrix(thetas: torch.Tensor, aspect: float = 1.0) -> torch.Tensor:
-    """(n,) angles in degrees -> (n, 3, 3) rotations about the centre; `aspect` = width / height keeps them rigid."""
+    """(n,) angles in degrees -> (n, 3, 3) rotations about the centre, clockwise on screen (y points down).
+
+    `aspect` = width / height keeps the rotation rigid on non-square images.
+    """
     rad = thetas.float() * (math.pi / 180)
     c, s = rad.cos(), rad.sin()
     m = _eye(len(thetas))
@@ -288,20 +291,25 @@ def tilt_matrix(tilts: torch.Tensor) -> torch.Tensor:
     return torch.cat([coeffs, torch.ones(len(tilts), 1, dtype=coeffs.dtype)], 1).view(-1, 3, 3).float()
 
 
-def homography_grid(mats: torch.Tensor, h: int, w: int) -> torch.Tensor:
+def homography_grid(mats: torch.Tensor, h: int, w: int, device: torch.device | str | None = None) -> torch.Tensor:
     """(n, 3, 3) matrices -> (n, h, w, 2) grid for grid_sample: each output pixel centre, mapped to where it reads from.
 
     For affine matrices this is `F.affine_grid(mats[:, :2], (n, c, h, w), align_corners=False)`; done by hand it
-    also handles perspective (divide by the third coordinate) and is several times faster on the CPU.
+    also handles perspective (divide by the third coordinate) and is several times faster on the CPU, because
+    it works on whole x, y planes and only permutes them into grid_sample's (x, y)-last layout at the end.
     """
-    dev = mats.device
-    xs = torch.arange(w, device=dev, dtype=mats.dtype).mul_(2 / w).add_(1 / w - 1)  # pixel centres in [-1, 1]
-    ys = torch.arange(h, device=dev, dtype=mats.dtype).mul_(2 / h).add_(1 / h - 1)
-    base = torch.stack([xs.expand(h, w), ys[:, None].expand(h, w), torch.ones(h, w, device=dev, dtype=mats.dtype)], -1)
-    if (mats[:, 2, :2] == 0).all():  # affine: the third coordinate stays 1, skip the division
-        return (base.view(1, h * w, 3) @ mats[:, :2].transpose(1, 2)).view(-1, h, w, 2)
-    grid = base.view(1, h * w, 3) @ mats.transpose(1, 2)
-    return (grid[..., :2] / grid[..., 2:]).view(-1, h, w, 2)
+    affine = bool((mats[:, 2, :2] == 0).all())  # checked where the matrices were drawn, before any device sync
+    mats = mats.to(device) if device is not None else mats
+    kw = dict(device=mats.device, dtype=mats.dtype)
+    xs = torch.arange(w, **kw).mul_(2 / w).add_(1 / w - 1)  # pixel centres in [-1, 1]
+    ys = torch.arange(h, **kw).mul_(2 / h).add_(1 / h - 1)
+    base = torch.stack([xs.expand(h, w), ys[:, None].expand(h, w), torch.ones(h, w, **kw)]).view(3, h * w)
+    if affine:  # the third coordinate stays 1: no division
+        planes = mats[:, :2] @ base
+    else:
+        planes = mats @ base
+        planes = planes[:, :2] / planes[:, 2:]
+    return planes.view(-1, 2, h, w).permute(0, 2, 3, 1)
 
 
 def apply_matrices(x: torch.Tensor, mats: torch.Tensor, mode: str = "bilinear", pad_mode: str = "reflection") -> torch.Tensor:
@@ -314,7 +322,7 @@ def apply_matrices(x: torch.Tensor, mats: torch.Tensor, mode: str = "bilinear", 
         raise ValueError(f"Batched transforms want a (batch, channels, height, width) tensor; got shape {tuple(x.shape)}. "
                          "Use x[None] for one image.")
     work = x.dtype if x.dtype == torch.float64 else torch.float32
-    grid = homography_grid(mats.to(x.device, work), *x.shape[-2:])
+    grid = homography_grid(mats.to(work), *x.shape[-2:], device=x.device)
     out = F.grid_sample(x.to(work), grid, mode=mode, padding_mode=pad_mode, align_corners=False)
     if x.dtype.is_floating_point:
         return out.to(x.dtype)
