@@ -26,7 +26,7 @@ from .augment import (BatchFlip, BatchRotate, BatchTransform, BatchWarp, BatchZo
 from .data import ItemList, ImageList, open_image
 from .show import to_hwc
 
-__all__ = ["MODES", "PIL_TFMS", "BATCH_TFMS", "COUNTERPARTS", "Param", "transform_params", "sample_image",
+__all__ = ["MODES", "PIL_TFMS", "BATCH_TFMS", "COUNTERPARTS", "Param", "transform_params", "sample_image", "montage",
            "AugmentSampler"]
 
 MODES = ("pil", "batched")
@@ -183,6 +183,35 @@ def _tfm_classes(tfms: Any) -> tuple[dict[str, type], dict[type, dict[str, Any]]
     return classes, values
 
 
+def _to_pil(im: Image.Image | torch.Tensor) -> Image.Image:
+    """A PIL image, or a CHW float tensor in [0, 1], as a PIL RGB image."""
+    if isinstance(im, Image.Image):
+        return make_rgb(im)
+    return Image.fromarray((to_hwc(im) * 255).round().astype("uint8"))
+
+
+def montage(ims: Sequence[Image.Image | torch.Tensor], ncols: int, cell: int = 128, pad: int = 6,
+            label: int = 12) -> tuple[Image.Image, list[tuple[int, int]]]:
+    """Images on one white canvas, each shrunk to fit a `cell` square, `ncols` a row; and where each label goes.
+
+    One picture in one axes draws many times faster than an axes per image (matplotlib lays out every axes).
+    """
+    nrows = math.ceil(len(ims) / ncols)
+    step_x, step_y = cell + pad, cell + pad + label
+    canvas = Image.new("RGB", (ncols * step_x + pad, nrows * step_y + pad), "white")
+    label_at = []
+    for i, im in enumerate(ims):
+        tile = _to_pil(im)
+        if max(tile.size) > cell:
+            tile = tile.copy()
+            tile.thumbnail((cell, cell), Image.Resampling.LANCZOS)
+        row, col = divmod(i, ncols)
+        x, y = pad + col * step_x + (cell - tile.width) // 2, pad + label + row * step_y + (cell - tile.height) // 2
+        canvas.paste(tile, (x, y))
+        label_at.append((pad + col * step_x + cell // 2, pad + label + row * step_y - 2))
+    return canvas, label_at
+
+
 class AugmentSampler:
     """Samples of one augmentation on one image: pick image, transform, parameters, n, seed and mode; then `render()`.
 
@@ -314,20 +343,20 @@ class AugmentSampler:
         """`RandomResizedCrop(size=128, scale=(0.35, 1), ...)`: the transform as the samples were drawn."""
         return f"{self.tfm.__name__}({', '.join(f'{k}={_fmt(v)}' for k, v in self.values.items())})"
 
-    def render(self, size: float = 2.0, dpi: int = 72) -> bytes:
-        """PNG of the original and the `n` samples in a grid, titled with the transform, mode and seed."""
+    def render(self, cell: int = 128, dpi: int = 72) -> bytes:
+        """PNG of the original and the `n` samples in a grid of `cell`-pixel cells, titled with transform, mode and seed."""
         from .widgets.render import fig_to_png, new_figure  # here, not on top: teachkit.widgets imports this module
         ims = [self.image] + self.sample()
         ncols = math.ceil(math.sqrt(len(ims)))
-        nrows = math.ceil(len(ims) / ncols)
-        fig = new_figure(size * ncols, size * nrows + 0.6, dpi)
-        settings = textwrap.fill(", ".join(f"{k}={_fmt(v)}" for k, v in self.values.items()), int(size * ncols * 11))
-        fig.suptitle(f"{self.tfm.__name__}, {self.mode} mode, seed {self.seed}\n{settings}", fontsize="medium")
-        for i, ax in enumerate(fig.subplots(nrows, ncols, squeeze=False).flat):
-            ax.set_axis_off()
-            if i < len(ims):
-                ax.imshow(to_hwc(ims[i]))
-                ax.set_title("original" if i == 0 else f"sample {i}", fontsize="small")
+        canvas, label_at = montage(ims, ncols, cell)
+        fig = new_figure(canvas.width / dpi, canvas.height / dpi + 0.45, dpi)
+        settings = textwrap.fill(", ".join(f"{k}={_fmt(v)}" for k, v in self.values.items()), canvas.width // 6)
+        fig.suptitle(f"{self.tfm.__name__}, {self.mode} mode, seed {self.seed}\n{settings}", fontsize=9)
+        ax = fig.add_subplot()
+        ax.imshow(canvas)
+        ax.set_axis_off()
+        for i, (x, y) in enumerate(label_at):
+            ax.text(x, y, "original" if i == 0 else f"sample {i}", ha="center", va="bottom", fontsize=8)
         return fig_to_png(fig)
 
     def __repr__(self) -> str:

@@ -7,7 +7,7 @@ from PIL import Image
 from teachkit.augment import (BatchAugment, BatchFlip, BatchWarp, BatchZoom, CenterCrop, PilRandomFlip,
                               PilTiltRandomCrop, RandomResizedCrop)
 from teachkit.data import ImageList
-from teachkit.sampler import AugmentSampler, Param, sample_image, transform_params
+from teachkit.sampler import AugmentSampler, Param, montage, sample_image, transform_params
 from teachkit.show import to_hwc
 from teachkit.transforms import to_byte_tensor, to_float_tensor
 
@@ -194,3 +194,13 @@ def test_bad_input_raises_helpful_errors(folder, tmp_path):
         AugmentSampler([])
     with pytest.raises(ValueError, match="not a transform"):
         AugmentSampler(tfms=[len])
+
+
+def test_montage_fits_every_image_in_a_cell():
+    ims = [Image.new("RGB", (200, 100), "red"), torch.zeros(3, 50, 60), Image.new("RGB", (128, 128), "blue")]
+    canvas, label_at = montage(ims, ncols=2, cell=128, pad=6, label=12)
+    assert canvas.size == (2 * 134 + 6, 2 * 146 + 6) and len(label_at) == 3
+    assert canvas.getpixel((6 + 64, 18 + 64)) == (255, 0, 0)  # the wide image, shrunk to 128x64, centred
+    assert canvas.getpixel((6 + 64, 18 + 10)) == (255, 255, 255)  # above it: background
+    assert canvas.getpixel((140 + 64, 18 + 64)) == (0, 0, 0)  # the tensor, at its own size
+    assert label_at[2] == (6 + 64, 146 + 18 - 2)
