@@ -127,21 +127,18 @@ class ParamScheduler(Callback):
 
     def before_fit(self):
         groups = hypers_of(self.opt)
-        if not isinstance(self.sched_funcs, (list, tuple)):
-            self.sched_funcs = [self.sched_funcs] * len(groups)
-        if len(self.sched_funcs) != len(groups):
-            raise ValueError(f"ParamScheduler({self.pname!r}) got {len(self.sched_funcs)} schedules for {len(groups)} "
+        funcs = self.sched_funcs if isinstance(self.sched_funcs, (list, tuple)) else [self.sched_funcs] * len(groups)
+        if len(funcs) != len(groups):
+            raise ValueError(f"ParamScheduler({self.pname!r}) got {len(funcs)} schedules for {len(groups)} "
                              "parameter groups: pass one schedule, or one per group.")
         if self.pname not in groups[0]:
             raise ValueError(f"ParamScheduler: the optimizer has no hyper-parameter {self.pname!r}; it has {sorted(groups[0])}.")
-
-    def set_param(self) -> None:
-        for f, h in zip(self.sched_funcs, hypers_of(self.opt)):
-            h[self.pname] = f(self.n_epochs / self.n_epoch)
+        self.funcs = funcs
 
     def before_batch(self):
         if self.in_train:
-            self.set_param()
+            for f, h in zip(self.funcs, hypers_of(self.opt)):
+                h[self.pname] = f(self.n_epochs / self.n_epoch)
 
 
 class LRFinder(Callback):
@@ -237,4 +234,12 @@ class MixedPrecision(Callback):
         self.autocast.__enter__()
 
     def after_loss(self):
-        self.autocast.__exit__(None, None, None)
+        self.leave_autocast()  # backward runs outside autocast, as PyTorch recommends
+
+    def after_batch(self):
+        self.leave_autocast()  # a cancelled or failed batch never reached after_loss
+
+    def leave_autocast(self) -> None:
+        if getattr(self, "autocast", None) is not None:
+            self.autocast.__exit__(None, None, None)
+            self.autocast = None

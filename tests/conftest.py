@@ -1,4 +1,4 @@
-"""Shared test set-up: plots draw off-screen, and torch uses few threads so tests stay quick on 2 cores."""
+"""Shared test set-up: plots draw off-screen, and torch uses one thread (small tensors, shared cores: more threads only contend)."""
 import os
 
 os.environ.setdefault("MPLBACKEND", "Agg")
@@ -7,4 +7,4 @@ import matplotlib  # noqa: E402
 import torch  # noqa: E402
 
 matplotlib.use("Agg")
-torch.set_num_threads(2)
+torch.set_num_threads(1)

@@ -152,3 +152,26 @@ def test_progress_table_appears_in_a_terminal_run():
     assert header.split() == ["epoch", "train_loss", "train_accuracy", "valid_loss", "valid_accuracy", "time"]
     rows = [l.split() for l in lines if l[:1].isdigit()]
     assert [r[0] for r in rows] == ["0", "1"] and all(len(r) == 6 for r in rows)
+
+
+def test_mixed_precision_leaves_autocast_when_a_batch_is_cancelled():
+    from teachkit.learner import CancelBatchException
+
+    class SkipFirst(Callback):
+        order = 15
+
+        def before_batch(self):
+            if self.in_train and self.n_iter == 0:
+                raise CancelBatchException()
+
+    learn = make_learner([MixedPrecision(), SkipFirst()])
+    learn.fit(1)
+    assert not torch.is_autocast_enabled("cpu")
+
+
+def test_param_scheduler_can_be_reused_across_fits():
+    sched = ParamScheduler("lr", sched_lin(0.01, 0.1))
+    learn = make_learner([Recorder()])
+    learn.fit(1, cbs=[sched])
+    learn.fit(1, cbs=[sched])
+    assert learn.recorder.lrs[0][0] == pytest.approx(0.01)
