@@ -165,8 +165,10 @@ def _items(items: Any) -> list:
                              "sample photo.")
         return [path]
     res = list(items.items if isinstance(items, ItemList) else items)
-    if not res:
-        raise ValueError("No images to sample from: pass a folder, an ImageList, images or paths (None: a sample photo).")
+    bad = [o for o in res if not isinstance(o, (Image.Image, str, os.PathLike))]
+    if not res or bad:
+        raise ValueError(f"No images to sample from{f' in {bad[0]!r}' if bad else ''}: pass a folder, an ImageList, "
+                         "PIL images or image paths (None: a sample photo).")
     return res
 
 

@@ -192,6 +192,8 @@ def test_bad_input_raises_helpful_errors(folder, tmp_path):
         AugmentSampler(tmp_path / "missing.jpg")
     with pytest.raises(ValueError, match="No images to sample from"):
         AugmentSampler([])
+    with pytest.raises(ValueError, match="No images to sample from in 3"):
+        AugmentSampler([folder / "a.png", 3])
     with pytest.raises(ValueError, match="not a transform"):
         AugmentSampler(tfms=[len])
 

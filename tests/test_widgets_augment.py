@@ -106,3 +106,12 @@ def test_pick_an_image_from_a_folder(tmp_path):
     panel.image_picker.value = 1
     assert panel.model.index == 1 and panel.model.image.getpixel((0, 0)) == (255, 0, 0)
     assert panel.image.value != png
+
+
+def test_an_image_that_wont_open_is_reported(tmp_path):
+    Image.new("RGB", (40, 30), "red").save(tmp_path / "a.png")
+    (tmp_path / "b.png").write_bytes(b"not a png")
+    panel = augment_panel(tmp_path, tfms=[PilRandomFlip], n=2)
+    png = panel.image.value
+    panel.image_picker.value = 1
+    assert "Could not read image" in panel.status.value and panel.image.value == png

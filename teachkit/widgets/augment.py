@@ -14,6 +14,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from ..data import ImageLoadError
 from ..sampler import AugmentSampler, Param
 
 __all__ = ["AugmentPanel", "augment_panel", "param_control"]
@@ -101,7 +102,7 @@ class AugmentPanel(widgets.VBox):
         """Run a change on the sampler and redraw; if it refuses, say why (the grid stays); then sync every control."""
         try:
             action()
-        except ValueError as e:
+        except (ValueError, ImageLoadError) as e:  # a refused value, an image file that won't open
             self._sync()
             self.status.value = _error(str(e))
             return
@@ -145,7 +146,7 @@ class AugmentPanel(widgets.VBox):
         try:
             self.image.value = self.model.render()
             self.status.value = ""
-        except ValueError as e:  # a value the transform only refuses when it runs
+        except (ValueError, ImageLoadError) as e:  # a value the transform refuses only when it runs, a bad file
             self.status.value = _error(str(e))
 
 
