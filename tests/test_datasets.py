@@ -201,15 +201,23 @@ def test_make_imagenette_like_is_seeded_and_cached(tmp_path):
 
 def test_imagenette_falls_back_to_generated(cache, monkeypatch, capsys):
     monkeypatch.setenv("TEACHKIT_OFFLINE", "1")
-    monkeypatch.setenv("TEACHKIT_SMOKE", "1")
     path = imagenette(160)
     out = capsys.readouterr().out
     assert "GENERATED" in out and str(path) in out and "TEACHKIT_OFFLINE" in out
-    assert is_synthetic(path) and path.parent == cache
-    assert len(ImageList.from_files(path)) == 150 and valid_folder_name(path) == "val"
+    assert str(cache / "archives" / "imagenette2-160.tgz") in out  # where to put the real one
+    assert is_synthetic(path) and path == cache / "imagenette2-160-synthetic"
+    assert len(ImageList.from_files(path)) == 1000 and valid_folder_name(path) == "val"
     assert imagenette(160) == path  # generated once
     with pytest.raises(ValueError, match="160, 320 or None"):
         imagenette(128)
+
+
+def test_imagenette_smoke_is_tiny_and_offline(cache, monkeypatch, capsys):
+    monkeypatch.setenv("TEACHKIT_SMOKE", "1")
+    (cache / "imagenette2-160" / "val").mkdir(parents=True)  # even with the real one cached
+    path = imagenette(160)
+    assert "TEACHKIT_SMOKE" in capsys.readouterr().out
+    assert is_synthetic(path) and len(ImageList.from_files(path)) == 150
 
 
 def test_imagenette_uses_real_data_when_cached(cache, capsys):
