@@ -14,7 +14,7 @@ import torch
 from matplotlib.axes import Axes
 from torch import nn
 
-from ..init import LSUVStepper, LSUVWarning
+from ..init import LSUVStep, LSUVStepper, LSUVWarning
 from .render import fig_to_png, new_figure
 
 __all__ = ["LSUVPanel", "lsuv_panel", "lsuv_table", "lsuv_plot"]
@@ -51,7 +51,7 @@ def lsuv_table(s: LSUVStepper) -> str:
             f"<tr>{head}</tr>{''.join(rows)}</table>")
 
 
-def shown_layer(s: LSUVStepper) -> int:
+def _shown_layer(s: LSUVStepper) -> int:
     """The layer the plots show: the current one, or the last once every layer is done."""
     return len(s.modules) - 1 if s.done else s.current
 
@@ -86,13 +86,13 @@ def lsuv_plot(s: LSUVStepper, width: float = 10.0, height: float = 3.6, dpi: int
     """PNG of the shown layer's activation histogram and mean/std history."""
     fig = new_figure(width, height, dpi)
     ax_hist, ax_steps = fig.subplots(1, 2)
-    i = shown_layer(s)
+    i = _shown_layer(s)
     _plot_hist(ax_hist, s, i)
     _plot_history(ax_steps, s, i)
     return fig_to_png(fig)
 
 
-def _status(s: LSUVStepper, last: object | None, note: str = "") -> str:
+def _status(s: LSUVStepper, last: LSUVStep | None, note: str = "") -> str:
     """One line saying what the last step did and what comes next."""
     if last is None:
         msg = "Click Step to run one LSUV iteration on the highlighted layer."
