@@ -26,7 +26,7 @@ from .utils import compose, listify
 
 __all__ = ["image_extensions", "get_files", "ListContainer", "ItemList", "ImageList", "ImageLoadError", "open_image",
            "grandparent_splitter", "random_splitter", "split_by_func", "SplitData", "parent_labeler", "Processor",
-           "CategoryProcessor", "LabeledData", "label_by_func", "DataBunch", "get_dls", "databunchify",
+           "CategoryProcessor", "LabeledData", "label_by_func", "DataBunch", "default_num_workers", "get_dls", "databunchify",
            "normalize_chan", "channel_stats", "imagenette_stats", "norm_imagenette", "show_batch", "show_image",
            "show_images"]
 
