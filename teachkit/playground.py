@@ -27,7 +27,6 @@ import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
-from matplotlib.ticker import NullLocator
 from PIL import Image
 
 from .optim import Optimizer, adam_opt, lamb_opt, sgd_mom_opt, sgd_opt
@@ -90,28 +89,28 @@ def run_optimizers(surface: Surface | str, hypers: dict[str, dict], start: Seque
                    seed: int = 0) -> dict[str, Trajectory]:
     """Step each optimizer `hypers` names (with those hypers) `steps` times from `start`, side by side.
 
-    One backward pass through the sum of the losses gives every optimizer its own gradient: the points
-    do not interact, so this is the same as running them one after the other, only faster. On a surface
+    The optimizers are teachkit's own, each over one 2-element tensor, the point (x, y). Their gradients are
+    found together, by `surface.gradient` on the stacked points: the points do not interact, so this is the
+    same as running them one after the other (and the same as `loss.backward()`), only faster. On a surface
     with `noise`, the same seeded noise is added to every optimizer's gradient at each step.
     """
     surface = get_surface(surface)
     if not hypers:
         return {}
-    ps = [torch.tensor(start, dtype=torch.float64, requires_grad=True) for _ in hypers]
+    ps = [torch.tensor(start, dtype=torch.float64) for _ in hypers]
     opts = [OPTIMIZERS[name]([p], **h) for p, (name, h) in zip(ps, hypers.items())]
     gen = torch.Generator().manual_seed(seed)
     path = []
     for _ in range(steps):
         xy = torch.stack(ps)
-        path.append(xy.detach())
-        surface(xy).sum().backward()
-        noise = surface.noise * torch.randn(2, generator=gen, dtype=torch.float64) if surface.noise else None
-        for p, opt in zip(ps, opts):
-            if noise is not None:
-                p.grad += noise
+        path.append(xy)
+        grads = surface.gradient(xy)
+        if surface.noise:
+            grads += surface.noise * torch.randn(2, generator=gen, dtype=torch.float64)
+        for p, g, opt in zip(ps, grads, opts):
+            p.grad = g
             opt.step()
-            opt.zero_grad()
-    path = torch.stack([*path, torch.stack(ps).detach()], dim=1)
+    path = torch.stack([*path, torch.stack(ps)], dim=1)
     return {name: cut_at_divergence(surface, path[i]) for i, name in enumerate(hypers)}
 
 
@@ -232,10 +231,11 @@ class OptimizerPlayground:
 # ---------------------------------------------------------------- drawing
 
 class PlaygroundPlot:
-    """A persistent figure that redraws fast: the contour background is drawn once per scene and blitted.
+    """A persistent figure that redraws fast: the static part is drawn once per scene and blitted.
 
-    The scene (surface, which optimizers) changes rarely; everything else (paths, start, loss curves) is
-    drawn on top of a copy of the background at each render, so a slider move costs no contour drawing.
+    The scene (surface, which optimizers, how many steps) changes rarely: its contours, legend and loss axes are
+    drawn once and kept as a background. At each render only the paths, start and loss curves are drawn over a
+    copy of it. The loss axes keep fixed limits for the scene, so they stay put while a slider moves.
     """
 
     def __init__(self, width: float = 10.0, height: float = 4.2, dpi: int = 90):
@@ -245,46 +245,45 @@ class PlaygroundPlot:
         self.ax, self.loss_ax = self.fig.subplots(1, 2, width_ratios=[1.15, 1])
         self.scene = None
 
-    def set_scene(self, surface: Surface, names: Sequence[str]) -> None:
-        """Draw the static part (contours, minimum, legend), make the moving artists, and keep the background."""
+    def set_scene(self, surface: Surface, names: Sequence[str], steps: int) -> None:
+        """Draw the static part (contours, loss axes, legend), make the moving artists, and keep the background."""
         ax, lax = self.ax, self.loss_ax
         ax.clear(), lax.clear()
-        for artist in [*self.fig.legends, *self.fig.texts]:
-            artist.remove()
-        minimum = draw_contours(ax, surface)
-        self.paths = {n: ax.plot([], [], "-o", color=COLORS[n], lw=1.5, ms=2.5, label=n, animated=True)[0] for n in names}
-        self.ends = {n: ax.plot([], [], "o", color=COLORS[n], ms=7, mec="white", animated=True)[0] for n in names}
-        self.crosses = {n: ax.plot([], [], "X", color=COLORS[n], ms=11, mec="black", clip_on=False,
-                                   animated=True)[0] for n in names}
+        for legend in self.fig.legends:
+            legend.remove()
+        grid = [t.numpy() for t in surface.grid(150)]
+        minimum = draw_contours(ax, surface, *grid)
+        draw_loss_axes(lax, grid[2], steps)
+        moving = dict(animated=True)  # left out of canvas.draw(): drawn by `render` over the background
         self.notes = {n: ax.text(0.02, 0.03 + 0.075 * i, "", transform=ax.transAxes, color=COLORS[n], fontsize=10,
-                                 fontweight="bold", animated=True, bbox=dict(fc="white", ec="none", alpha=0.7, pad=1.5))
+                                 fontweight="bold", bbox=dict(fc="white", ec="none", alpha=0.7, pad=1.5), **moving)
                       for i, n in enumerate(names)}
-        self.start_dot = ax.plot([], [], "o", color="white", mec="black", ms=9, label="start", animated=True)[0]
-        self.losses = {n: lax.plot([], [], color=COLORS[n], lw=1.5)[0] for n in names}
-        self.loss_ends = {n: lax.plot([], [], "X", color=COLORS[n], ms=9, mec="black")[0] for n in names}
-        lax.grid(True, alpha=0.3)
-        self.label_loss_axes()
+        self.paths = {n: ax.plot([], [], "-o", color=COLORS[n], lw=1.5, ms=2.5, label=n, **moving)[0] for n in names}
+        self.ends = {n: ax.plot([], [], "o", color=COLORS[n], ms=7, mec="white", **moving)[0] for n in names}
+        self.crosses = {n: ax.plot([], [], "X", color=COLORS[n], ms=11, mec="black", clip_on=False, **moving)[0]
+                        for n in names}
+        self.start_dot = ax.plot([], [], "o", color="white", mec="black", ms=9, label="start", **moving)[0]
+        self.losses = {n: lax.plot([], [], color=COLORS[n], lw=1.5, **moving)[0] for n in names}
+        self.loss_ends = {n: lax.plot([], [], "X", color=COLORS[n], ms=9, mec="black", **moving)[0] for n in names}
         handles = [*self.paths.values(), self.start_dot, *minimum]
         self.fig.legend(handles=handles, loc="upper center", ncols=len(handles), frameon=False, fontsize=11)
-        lax.set_visible(False)
         self.fig.canvas.draw()
         self.background = self.fig.canvas.copy_from_bbox(self.fig.bbox)
-        lax.set_visible(True)
-        self.scene = (surface.name, tuple(names))
+        self.scene = (surface.name, tuple(names), steps)
 
     def render(self, surface: Surface, start: Sequence[float], trajs: dict[str, Trajectory], steps: int) -> bytes:
         """PNG bytes of the trajectories over the (cached) contours, and of their losses against step."""
-        if self.scene != (surface.name, tuple(trajs)):
-            self.set_scene(surface, list(trajs))
+        if self.scene != (surface.name, tuple(trajs), steps):
+            self.set_scene(surface, list(trajs), steps)
         self.fig.canvas.restore_region(self.background)
         for n, t in trajs.items():  # notes first: paths are drawn over them, never hidden
             self.notes[n].set_text(f"{n}: diverged at step {t.diverged_at}" if t.diverged_at else "")
             self.ax.draw_artist(self.notes[n])
         for n, t in trajs.items():
             self.draw_path(n, t, surface)
+            self.draw_loss(n, t)
         self.start_dot.set_data([start[0]], [start[1]])
         self.ax.draw_artist(self.start_dot)
-        self.draw_losses(trajs, steps)
         return canvas_png(self.fig.canvas)
 
     def draw_path(self, name: str, t: Trajectory, surface: Surface) -> None:
@@ -296,34 +295,16 @@ class PlaygroundPlot:
         for artist in (self.paths[name], self.ends[name], self.crosses[name]):
             self.ax.draw_artist(artist)
 
-    def draw_losses(self, trajs: dict[str, Trajectory], steps: int) -> None:
-        """Loss against step for every run, on a log scale (symlog when a loss is negative, as on the saddle)."""
-        lax = self.loss_ax
-        for n, t in trajs.items():
-            self.losses[n].set_data(np.arange(len(t.losses)), t.losses)
-            self.loss_ends[n].set_data(*(([len(t.losses) - 1], [t.losses[-1]]) if t.diverged_at else ([], [])))
-        self.set_loss_scale("log" if min((t.losses.min() for t in trajs.values()), default=1) >= 0 else "symlog")
-        lax.relim()
-        lax.autoscale_view()
-        lax.set_xlim(0, steps)
-        self.fig.draw_artist(lax)
-
-    def set_loss_scale(self, scale: str) -> None:
-        """Switch the loss axis to "log" or "symlog" (for negative losses), without minor ticks: they are slow to draw."""
-        if self.loss_ax.get_yscale() != scale:
-            self.loss_ax.set_yscale(scale, **({"linthresh": 1e-2} if scale == "symlog" else {}))
-            self.loss_ax.yaxis.set_minor_locator(NullLocator())
-
-    def label_loss_axes(self) -> None:
-        """Title and x label of the loss plot as figure text, in the background: axis labels cost time at every draw."""
-        box = self.loss_ax.get_position()
-        self.fig.text((box.x0 + box.x1) / 2, box.y1 + 0.015, "loss", ha="center", va="bottom", fontsize=12)
-        self.fig.text((box.x0 + box.x1) / 2, 0.01, "step", ha="center", va="bottom")
+    def draw_loss(self, name: str, t: Trajectory) -> None:
+        """One optimizer's loss against step, with a cross at the last step of a diverged run."""
+        self.losses[name].set_data(np.arange(len(t.losses)), t.losses)
+        self.loss_ends[name].set_data(*(([len(t.losses) - 1], [t.losses[-1]]) if t.diverged_at else ([], [])))
+        self.loss_ax.draw_artist(self.losses[name])
+        self.loss_ax.draw_artist(self.loss_ends[name])
 
 
-def draw_contours(ax, surface: Surface, n: int = 150) -> list:
+def draw_contours(ax, surface: Surface, X: np.ndarray, Y: np.ndarray, Z: np.ndarray) -> list:
     """Filled contours of the loss (log-spaced levels for steep surfaces), the axes' labels; returns [minimum marker]."""
-    X, Y, Z = (t.numpy() for t in surface.grid(n))
     if surface.log_levels:
         levels, norm = np.geomspace(max(Z.min(), Z.max() * 1e-6), Z.max(), 16), LogNorm()
     else:
@@ -335,6 +316,20 @@ def draw_contours(ax, surface: Surface, n: int = 150) -> list:
     if surface.minimum is None:
         return []
     return ax.plot(*surface.minimum, "*", color="gold", mec="black", ms=15, label="minimum")
+
+
+def draw_loss_axes(ax, Z: np.ndarray, steps: int) -> None:
+    """Axes for loss against step, fixed from the losses `Z` over the plot: log scale down to 1e-12 of the highest
+    loss, or symlog when losses go negative (the saddle). Runs that diverge leave through the top."""
+    lo, hi = float(Z.min()), float(Z.max())
+    if lo < 0:
+        ax.set_yscale("symlog", linthresh=1e-2)
+        ax.set_ylim(10 * lo, 10 * hi)
+    else:
+        ax.set_yscale("log")
+        ax.set_ylim(hi * 1e-12, hi * 10)
+    ax.set(xlim=(0, steps), xlabel="step", title="loss")
+    ax.grid(True, alpha=0.3)
 
 
 def canvas_png(canvas: FigureCanvasAgg) -> bytes:

@@ -46,8 +46,17 @@ def test_trajectories_are_the_optimizers_own(surface, lr):
     for name, t in pg.trajectories.items():
         expected = run_by_hand(pg.surface, name, pg.hypers(name), pg.start, 60, seed=3)
         assert t.diverged_at is None
-        np.testing.assert_array_equal(t.points, expected, err_msg=name)
+        np.testing.assert_allclose(t.points, expected, rtol=1e-9, atol=1e-12, err_msg=name)  # hand vs autograd grads
         np.testing.assert_allclose(t.losses, pg.surface(torch.from_numpy(expected)).numpy(), rtol=1e-12, err_msg=name)
+
+
+@pytest.mark.parametrize("name", list(SURFACES))
+def test_hand_derived_gradients_are_autograds(name):
+    s = SURFACES[name]
+    xy = torch.rand(50, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    xy = torch.stack([s.xlim[0] + xy[:, 0] * (s.xlim[1] - s.xlim[0]), s.ylim[0] + xy[:, 1] * (s.ylim[1] - s.ylim[0])], 1)
+    by_autograd = Surface(s.name, s.fn, s.xlim, s.ylim, s.start).gradient(xy)
+    torch.testing.assert_close(s.gradient(xy), by_autograd, rtol=1e-12, atol=1e-12)
 
 
 def test_each_setting_feeds_the_named_hyper_parameter():

@@ -1,0 +1,132 @@
+"""How long the interactive panels take to answer a control, on the CPU, against in-process baselines.
+
+Run as `python -m benchmarks.bench_widgets`. Issue 8 asks the optimizer panel to rerun and redraw 4 optimizers
+x 200 steps within 100 ms. Each timing is the median of interleaved rounds (so a load change hits value and
+baseline alike), wall-clock, with torch on one thread as the panels' 2-element tensors want.
+To add a panel: write a `<panel>_rows() -> list[dict]` below and list it in `PANELS`.
+"""
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from teachkit.playground import COLORS, OptimizerPlayground, draw_contours, draw_loss_axes
+from teachkit.surfaces import get_surface
+from teachkit.widgets import optimizer_panel
+from teachkit.widgets.render import fig_to_png, new_figure
+
+STEPS, ROUNDS = 200, 9
+
+
+def time_ms(fns: dict[str, Callable[[], object]], rounds: int = ROUNDS) -> dict[str, float]:
+    """Median milliseconds of each function, over rounds that run them all in turn, after one warm-up call each."""
+    for f in fns.values():
+        f()
+    times = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, f in fns.items():
+            start = time.perf_counter()
+            f()
+            times[name].append((time.perf_counter() - start) * 1e3)
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def row(figure: str, value: float, baseline: str, baseline_value: float) -> dict:
+    """One line of the report, in milliseconds; ratio < 1 means faster than the baseline."""
+    return {"figure": figure, "value": round(value, 1), "unit": "ms", "baseline": baseline,
+            "baseline_value": round(baseline_value, 1), "ratio": round(value / baseline_value, 2)}
+
+
+# ---------------------------------------------------------------- optimizer panel
+
+def torch_optim_run(surface: str = "ill-conditioned", lr: float = 0.02) -> None:
+    """The playground's side-by-side loop with torch.optim's SGD, SGD(momentum), Adam, Adam (torch has no LAMB)."""
+    s = get_surface(surface)
+    ps = [torch.tensor(s.start, dtype=torch.float64) for _ in range(4)]
+    opts = [torch.optim.SGD([ps[0]], lr=lr), torch.optim.SGD([ps[1]], lr=lr, momentum=0.9),
+            torch.optim.Adam([ps[2]], lr=lr, betas=(0.9, 0.99), eps=1e-5), torch.optim.Adam([ps[3]], lr=lr, betas=(0.9, 0.99))]
+    path = []
+    for _ in range(STEPS):
+        xy = torch.stack(ps)
+        path.append(xy)
+        for p, g, opt in zip(ps, s.gradient(xy), opts):
+            p.grad = g
+            opt.step()
+
+
+def full_redraw_png(pg: OptimizerPlayground) -> bytes:
+    """The plain way to draw the same picture: a new figure with contours, paths and losses, saved with savefig."""
+    fig = new_figure(10.0, 4.2, 90)
+    ax, loss_ax = fig.subplots(1, 2, width_ratios=[1.15, 1])
+    grid = [t.numpy() for t in pg.surface.grid(150)]
+    draw_contours(ax, pg.surface, *grid)
+    draw_loss_axes(loss_ax, grid[2], pg.steps)
+    for n, t in pg.trajectories.items():
+        ax.plot(t.points[:, 0], t.points[:, 1], "-o", color=COLORS[n], ms=2.5, label=n)
+        loss_ax.plot(np.arange(len(t.losses)), t.losses, color=COLORS[n])
+    fig.legend(loc="outside upper center", ncols=4)
+    return fig_to_png(fig)
+
+
+def optimizer_panel_rows() -> list[dict]:
+    """Rerun + redraw after an lr change, and its two halves, each against the plain way of doing it."""
+    panel = optimizer_panel(steps=STEPS)
+    pg = panel.model
+    lrs = iter(np.tile([0.02, 0.021], 1000))
+    surfaces = iter(["rosenbrock", "ill-conditioned"] * 1000)
+
+    def lr_change():
+        panel.lr.value = float(next(lrs))
+
+    def rerun_full_redraw():
+        pg.update(lr=float(next(lrs)))
+        full_redraw_png(pg)
+
+    def rerun():
+        pg.update(lr=float(next(lrs)))
+        return pg.trajectories
+
+    t = time_ms({"panel": lr_change, "full": rerun_full_redraw, "run": rerun, "torch": torch_optim_run,
+                 "render": pg.render, "savefig": lambda: full_redraw_png(pg),
+                 "surface": lambda: setattr(panel.surface, "value", next(surfaces))})
+    n = f"4 opt x {STEPS} steps"
+    return [row(f"optimizer panel: lr slider -> recompute+render ({n})", t["panel"],
+                "recompute + plain redraw (new figure, savefig)", t["full"]),
+            row(f"optimizer panel: recompute only, teachkit optimizers ({n})", t["run"],
+                "same loop with torch.optim SGD, SGD mom, Adam x2", t["torch"]),
+            row("optimizer panel: render only (blit on cached contours, PNG)", t["render"],
+                "plain redraw (new figure, savefig)", t["savefig"]),
+            row(f"optimizer panel: surface change, contours redrawn ({n})", t["surface"],
+                "lr slider change", t["panel"])]
+
+
+PANELS: list[Callable[[], list[dict]]] = [optimizer_panel_rows]
+
+
+def run() -> list[dict]:
+    """Every panel's rows, timed with torch on one thread (restored afterwards)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return [r for rows in PANELS for r in rows()]
+    finally:
+        torch.set_num_threads(threads)
+
+
+def show(rows: list[dict]) -> None:
+    """Print the rows as a table."""
+    print(f"{'figure':<72} {'ms':>7}   {'baseline':<48} {'ms':>7} {'ratio':>6}")
+    for r in rows:
+        print(f"{r['figure']:<72} {r['value']:>7.1f}   {r['baseline']:<48} {r['baseline_value']:>7.1f} {r['ratio']:>6.2f}")
+    load = os.getloadavg()[0]
+    print(f"(torch {torch.__version__}, 1 thread, load average {load:.1f} on {os.cpu_count()} cores; "
+          "issue 8's budget for the first row: 100 ms)")
+
+
+if __name__ == "__main__":
+    show(run())
