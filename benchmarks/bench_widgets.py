@@ -12,12 +12,16 @@ import statistics
 import time
 from collections.abc import Callable
 
+import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from teachkit.augment import show_samples
+from teachkit.init import lsuv_modules, lsuv_step
+from teachkit.models import get_cnn_model, init_cnn
 from teachkit.playground import COLORS, OptimizerPlayground, draw_contours, draw_loss_axes
 from teachkit.surfaces import get_surface
-from teachkit.widgets import optimizer_panel
+from teachkit.widgets import augment_panel, lsuv_panel, optimizer_panel
 from teachkit.widgets.render import fig_to_png, new_figure
 
 STEPS, ROUNDS = 200, 9
@@ -105,7 +109,45 @@ def optimizer_panel_rows() -> list[dict]:
                 "lr slider change", t["panel"])]
 
 
-PANELS: list[Callable[[], list[dict]]] = [optimizer_panel_rows]
+# ---------------------------------------------------------------- LSUV and augmentation panels
+
+def lsuv_panel_rows() -> list[dict]:
+    """A Step click (one LSUV iteration, every layer's stats, table and plots redrawn) against the bare iteration."""
+    torch.manual_seed(0)
+    xb = torch.randn(16, 3, 32, 32)
+    panel = lsuv_panel(init_cnn(get_cnn_model(3, 10, [16, 32], leak=0.1, sub=0.4, maxv=6.0)), xb)
+    model = init_cnn(get_cnn_model(3, 10, [16, 32], leak=0.1, sub=0.4, maxv=6.0))
+    first = lsuv_modules(model)[0]
+
+    def click():
+        if panel.model.done:  # ~20 steps in all: start over rather than time clicks that do nothing
+            panel.reset_button.click()
+        panel.step_button.click()
+
+    t = time_ms({"panel": click, "step": lambda: lsuv_step(model, first, xb)})
+    return [row("LSUV panel: Step click -> step+render (6 layers, batch 16x3x32x32)", t["panel"],
+                "lsuv_step alone (no stats of every layer, no drawing)", t["step"])]
+
+
+def pyplot_samples_png(tfm: object, img: object) -> bytes:
+    """The plain way: teachkit.augment.show_samples (pyplot), saved to PNG and closed."""
+    fig = show_samples(tfm, img, n=8, ncols=3, size=2.0)
+    png = fig_to_png(fig)
+    plt.close(fig)
+    return png
+
+
+def augment_panel_rows() -> list[dict]:
+    """A Resample click (8 new RandomResizedCrop samples, grid redrawn) against show_samples with pyplot."""
+    panel = augment_panel(n=8)
+    s = panel.model
+    t = time_ms({"panel": panel.resample_button.click,
+                 "pyplot": lambda: pyplot_samples_png(s.transform(), s.image)})
+    return [row(f"augment panel: Resample click -> resample+render (8 x {s.tfm.__name__}, PIL)", t["panel"],
+                "augment.show_samples (pyplot) + savefig", t["pyplot"])]
+
+
+PANELS: list[Callable[[], list[dict]]] = [optimizer_panel_rows, lsuv_panel_rows, augment_panel_rows]
 
 
 def run() -> list[dict]:
