@@ -330,6 +330,9 @@ def apply_matrices(x: torch.Tensor, mats: torch.Tensor, mode: str = "bilinear", 
     return out.round_().clamp_(info.min, info.max).to(x.dtype)
 
 
+MODES, PAD_MODES = ("bilinear", "nearest", "bicubic"), ("reflection", "border", "zeros")
+
+
 class BatchTransform:
     """Random per-sample matrices for a batch, applied on whatever device the batch is on.
 
@@ -340,7 +343,11 @@ class BatchTransform:
     _order = 0
 
     def __init__(self, p: float = 1.0, mode: str = "bilinear", pad_mode: str = "reflection", seed: int | None = None):
-        self.p, self.mode, self.pad_mode = _check_p(p, type(self).__name__), mode, pad_mode
+        name = type(self).__name__
+        if mode not in MODES or pad_mode not in PAD_MODES:
+            raise ValueError(f"{name}: mode must be one of {MODES} and pad_mode one of {PAD_MODES} (grid_sample's); "
+                             f"got mode={mode!r}, pad_mode={pad_mode!r}.")
+        self.p, self.mode, self.pad_mode = _check_p(p, name), mode, pad_mode
         self.reseed(seed)
 
     def reseed(self, seed: int | None = None) -> None:

@@ -148,7 +148,7 @@ def test_unseeded_transforms_follow_set_seed(photo):
     lambda: RandomResizedCrop(32, scale=(0.5, 1.5)), lambda: RandomResizedCrop(32, scale=(0.0, 1.0)),
     lambda: RandomResizedCrop(32, scale=(0.8, 0.5)), lambda: RandomResizedCrop(32, ratio=(2.0, 1.0)),
     lambda: PilTiltRandomCrop(32, magnitude=-0.1), lambda: BatchWarp(magnitude=-1.0), lambda: CenterCrop(32, scale=0.5),
-    lambda: BatchZoom(min_zoom=0.0), lambda: RandomCrop(0), lambda: BatchFlip()(torch.zeros(3, 3)),
+    lambda: BatchZoom(min_zoom=0.0), lambda: BatchAugment(pad_mode='reflect'), lambda: RandomCrop(0), lambda: BatchFlip()(torch.zeros(3, 3)),
 ])
 def test_bad_arguments_raise_value_error_saying_what(bad):
     with pytest.raises(ValueError, match=r"got"):
