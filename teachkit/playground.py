@@ -91,7 +91,7 @@ def run_optimizers(surface: Surface | str, hypers: dict[str, dict], start: Seque
 
     The optimizers are teachkit's own, each over one 2-element tensor, the point (x, y). Their gradients are
     found together, by `surface.gradient` on the stacked points: the points do not interact, so this is the
-    same as running them one after the other (and the same as `loss.backward()`), only faster. On a surface
+    same as running them one after the other (with `loss.backward()`'s gradients, to rounding), only faster. On a surface
     with `noise`, the same seeded noise is added to every optimizer's gradient at each step.
     """
     surface = get_surface(surface)
@@ -187,7 +187,7 @@ class OptimizerPlayground:
 
     def update(self, **changes) -> None:
         """Change some settings, all or none: a bad value raises and leaves the playground as it was."""
-        unknown = set(changes) - {f.name for f in fields(self) if f.init}
+        unknown = set(changes) - set(self.settings_names())
         if unknown:
             raise ValueError(f"Unknown setting(s) {sorted(unknown)}; the settings are {self.settings_names()}.")
         if "surface" in changes and "start" not in changes:
@@ -248,7 +248,8 @@ class PlaygroundPlot:
     def set_scene(self, surface: Surface, names: Sequence[str], steps: int) -> None:
         """Draw the static part (contours, loss axes, legend), make the moving artists, and keep the background."""
         ax, lax = self.ax, self.loss_ax
-        ax.clear(), lax.clear()
+        ax.clear()
+        lax.clear()
         for legend in self.fig.legends:
             legend.remove()
         grid = [t.numpy() for t in surface.grid(150)]
@@ -269,11 +270,11 @@ class PlaygroundPlot:
         self.fig.legend(handles=handles, loc="upper center", ncols=len(handles), frameon=False, fontsize=11)
         self.fig.canvas.draw()
         self.background = self.fig.canvas.copy_from_bbox(self.fig.bbox)
-        self.scene = (surface.name, tuple(names), steps)
+        self.scene = (surface, tuple(names), steps)
 
     def render(self, surface: Surface, start: Sequence[float], trajs: dict[str, Trajectory], steps: int) -> bytes:
         """PNG bytes of the trajectories over the (cached) contours, and of their losses against step."""
-        if self.scene != (surface.name, tuple(trajs), steps):
+        if self.scene != (surface, tuple(trajs), steps):
             self.set_scene(surface, list(trajs), steps)
         self.fig.canvas.restore_region(self.background)
         for n, t in trajs.items():  # notes first: paths are drawn over them, never hidden
@@ -320,7 +321,7 @@ def draw_contours(ax, surface: Surface, X: np.ndarray, Y: np.ndarray, Z: np.ndar
 
 def draw_loss_axes(ax, Z: np.ndarray, steps: int) -> None:
     """Axes for loss against step, fixed from the losses `Z` over the plot: log scale down to 1e-12 of the highest
-    loss, or symlog when losses go negative (the saddle). Runs that diverge leave through the top."""
+    loss, or symlog when losses go negative (the saddle). Diverging runs leave through the edge."""
     lo, hi = float(Z.min()), float(Z.max())
     if lo < 0:
         ax.set_yscale("symlog", linthresh=1e-2)

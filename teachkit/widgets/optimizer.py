@@ -21,8 +21,8 @@ from ..surfaces import SURFACES, get_surface
 
 __all__ = ["OptimizerPanel", "optimizer_panel"]
 
-STYLE = {"description_width": "88px"}
-LAYOUT = widgets.Layout(width="330px")
+STYLE = {"description_width": "90px"}
+LAYOUT = widgets.Layout(width="295px")
 
 
 def slider(cls: type, description: str, tooltip: str, value: float, lo: float, hi: float, step: float,
@@ -80,7 +80,7 @@ class OptimizerPanel(widgets.VBox):
                           "gradient average", m.eps, -10, 0, 0.1, base=10, readout_format=".1e")
         self.wd = slider(widgets.FloatSlider, "weight decay", "wd of every optimizer: each step shrinks the point "
                          "towards (0, 0) by lr * wd (LAMB: inside its step)", m.wd, 0, 1, 0.005)
-        self.checkboxes = {n: widgets.Checkbox(value=n in m.optimizers, description=n, indent=False, layout=widgets.Layout(width="110px"),
+        self.checkboxes = {n: widgets.Checkbox(value=n in m.optimizers, description=n, indent=False, layout=widgets.Layout(width="auto", margin="0 12px 0 0"),
                                                tooltip=f"Race {n} ({OPTIMIZERS[n].__name__})") for n in OPTIMIZERS}
         self.image = widgets.Image(format="png")
         self.info = widgets.HTML()
