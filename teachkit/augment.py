@@ -54,6 +54,18 @@ def _check_magnitude(magnitude: float, name: str) -> float:
     return magnitude
 
 
+GEOMETRIC_RESAMPLING = (Image.Resampling.NEAREST, Image.Resampling.BILINEAR, Image.Resampling.BICUBIC)
+
+
+def _check_resample(resample: Image.Resampling, name: str) -> Image.Resampling:
+    """Pillow's `Image.transform` accepts only NEAREST, BILINEAR and BICUBIC: say so now, not at the first image."""
+    resample = Image.Resampling(resample)
+    if resample not in GEOMETRIC_RESAMPLING:
+        raise ValueError(f"{name}: resample={resample.name} is not supported by Pillow's geometric transforms; "
+                         f"use one of {[r.name for r in GEOMETRIC_RESAMPLING]}.")
+    return resample
+
+
 def process_sz(size: Size) -> tuple[int, int]:
     """An int or a (width, height) pair -> (width, height): `128` means a 128x128 square."""
     w, h = (size, size) if isinstance(size, int) else tuple(size)
@@ -133,7 +145,7 @@ class GeneralCrop(PilTransform):
     def __init__(self, size: Size = 128, crop_size: Size | None = None,
                  resample: Image.Resampling = Image.Resampling.BILINEAR, p: float = 1.0, seed: int | None = None):
         super().__init__(p, seed)
-        self.size, self.resample = process_sz(size), Image.Resampling(resample)
+        self.size, self.resample = process_sz(size), _check_resample(resample, type(self).__name__)
         self.crop_size = None if crop_size is None else process_sz(crop_size)
 
     def default_crop_size(self, w: int, h: int) -> tuple[float, float]:

@@ -181,15 +181,16 @@ class DeviceCallback(Callback):
 
 
 class BatchTransformXCallback(Callback):
-    """Apply `tfm` to every input batch: normalisation, reshaping, GPU augmentation."""
+    """Apply `tfm` to every input batch: normalisation, reshaping, GPU augmentation (`train_only=True`)."""
 
     order = 2
 
-    def __init__(self, tfm: Callable[[torch.Tensor], torch.Tensor]):
-        self.tfm = tfm
+    def __init__(self, tfm: Callable[[torch.Tensor], torch.Tensor], train_only: bool = False):
+        self.tfm, self.train_only = tfm, train_only
 
     def before_batch(self):
-        self.learn.xb = self.tfm(self.xb)
+        if self.in_train or not self.train_only:
+            self.learn.xb = self.tfm(self.xb)
 
 
 class ProgressCallback(Callback):

@@ -54,8 +54,9 @@ class ResizeFixed(Transform):
 
 def to_byte_tensor(item: Image.Image) -> torch.Tensor:
     """PIL image (H, W, C uint8) -> contiguous uint8 tensor (C, H, W); a 1-channel image gets C=1."""
-    res = torch.from_numpy(np.array(item))
-    return (res[..., None] if res.ndim == 2 else res).permute(2, 0, 1).contiguous()
+    arr = np.asarray(item)
+    arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+    return torch.from_numpy(np.ascontiguousarray(arr))  # NumPy's transpose copy is several times faster than torch's
 
 
 to_byte_tensor._order = 20

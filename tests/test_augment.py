@@ -274,3 +274,10 @@ def test_show_samples_draws_a_grid(photo):
     fig = show_samples(PilRandomDihedral(), photo, n=6, ncols=3, seed=0)
     assert len([ax for ax in fig.axes if ax.get_visible()]) == 6
     plt.close(fig)
+
+
+@pytest.mark.parametrize("make", [lambda: RandomCrop(32, resample=Image.Resampling.LANCZOS),
+                                  lambda: PilTiltRandomCrop(32, resample=Image.Resampling.BOX)])
+def test_crops_refuse_resampling_pillow_transforms_cannot_do(make):
+    with pytest.raises(ValueError, match="NEAREST"):
+        make()

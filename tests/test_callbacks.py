@@ -175,3 +175,11 @@ def test_param_scheduler_can_be_reused_across_fits():
     learn.fit(1, cbs=[sched])
     learn.fit(1, cbs=[sched])
     assert learn.recorder.lrs[0][0] == pytest.approx(0.01)
+
+
+def test_batch_transform_train_only_leaves_validation_alone():
+    seen = {True: [], False: []}
+    spy = type("Spy", (Callback,), {"order": 5, "before_batch": lambda self: seen[self.in_train].append(self.xb.abs().max().item())})()
+    learn = make_learner([BatchTransformXCallback(lambda x: x.clamp(-1, 1), train_only=True), spy])
+    learn.fit(1)
+    assert max(seen[True]) <= 1.0 and max(seen[False]) > 1.0
