@@ -78,6 +78,7 @@ class AugmentPanel(widgets.VBox):
         self._wire()
         super().__init__([widgets.HBox([self.image_picker, self.transform_picker]), self.mode_toggle, self.param_box,
                           widgets.HBox([self.n_slider, self.seed_box, self.resample_button]), self.status, self.image])
+        self.add_class("tk-augment-panel")  # a CSS hook, for styling and for the real-browser test
         self._sync()
         self.refresh()
 

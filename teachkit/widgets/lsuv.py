@@ -125,6 +125,8 @@ class LSUVPanel(widgets.VBox):
             b.on_click(lambda _, f=f: self._do(f))
         buttons = widgets.HBox([self.step_button, self.next_button, self.run_button, self.reset_button])
         super().__init__([buttons, self.status, self.table, self.image])
+        self.add_class("tk-lsuv-panel")  # CSS hooks, for styling and for the real-browser test
+        self.table.add_class("tk-lsuv-table")
         self.refresh()
 
     def _do(self, action: Callable[[], object]) -> None:
