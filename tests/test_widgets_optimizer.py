@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from teachkit.playground import OptimizerPlayground
-from teachkit.surfaces import SURFACES
+from teachkit.surfaces import SURFACES, Surface
 from teachkit.widgets import optimizer_panel
 from teachkit.widgets.optimizer import OptimizerPanel
 
@@ -110,3 +110,12 @@ def test_panel_options_are_checked():
         optimizer_panel("bowl")
     with pytest.raises(ValueError, match="Unknown optimizer 'rmsprop'.*lamb"):
         optimizer_panel(optimizers=["sgd", "rmsprop"])
+
+
+def test_own_surface_joins_the_dropdown():
+    mine = Surface("tilted bowl", lambda x, y: (x - 1) ** 2 + 3 * y**2, (-2.0, 2.0), (-2.0, 2.0), (-1.5, 1.5), (1.0, 0.0))
+    panel = optimizer_panel(mine, ["adam"], steps=20)
+    assert panel.surface.value == "tilted bowl" and "rosenbrock" in panel.surface.options
+    panel.surface.value = "saddle"
+    panel.surface.value = "tilted bowl"
+    assert panel.model.surface is mine and panel.model.start == mine.start

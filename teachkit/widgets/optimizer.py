@@ -17,7 +17,7 @@ import ipywidgets as widgets
 from matplotlib.colors import to_hex
 
 from ..playground import COLORS, OPTIMIZERS, OptimizerPlayground, Trajectory
-from ..surfaces import SURFACES, get_surface
+from ..surfaces import SURFACES, Surface
 
 __all__ = ["OptimizerPanel", "optimizer_panel"]
 
@@ -63,11 +63,15 @@ class OptimizerPanel(widgets.VBox):
     def __init__(self, model: OptimizerPlayground):
         self.model = m = model
         s = m.surface
-        self.surface = widgets.Dropdown(options=list(SURFACES), value=s.name, description="surface", style=STYLE,
-                                        layout=LAYOUT, tooltip="The loss surface; choosing one moves the start to its own")
-        self.x0 = slider(widgets.FloatSlider, "start x", "x of the start point", m.start[0], *s.xlim, (s.xlim[1] - s.xlim[0]) / 200)
-        self.y0 = slider(widgets.FloatSlider, "start y", "y of the start point", m.start[1], *s.ylim, (s.ylim[1] - s.ylim[0]) / 200)
-        self.steps = slider(widgets.IntSlider, "steps", "Optimizer steps per run", m.steps, 1, 1000, 1, readout_format="d")
+        self.choices = {**SURFACES, s.name: s}  # teachkit's surfaces, and the model's own if it is another
+        self.surface = widgets.Dropdown(options=list(self.choices), value=s.name, description="surface", style=STYLE,
+                                        layout=LAYOUT, tooltip="The loss surface; picking one moves the start to its own")
+        self.x0 = slider(widgets.FloatSlider, "start x", "x of the start point", m.start[0], *s.xlim, 0.01)
+        self.y0 = slider(widgets.FloatSlider, "start y", "y of the start point", m.start[1], *s.ylim, 0.01)
+        set_range(self.x0, *s.xlim, m.start[0])  # step: 1/200 of the range
+        set_range(self.y0, *s.ylim, m.start[1])
+        self.steps = slider(widgets.IntSlider, "steps", "Optimizer steps per run", m.steps, 1, 1000, 1,
+                            readout_format="d")
         self.lr = slider(widgets.FloatLogSlider, "lr", "Learning rate of every optimizer (log scale)", m.lr, -4, 1, 0.05,
                          base=10)
         self.mom = slider(widgets.FloatSlider, "momentum", "mom of SGD with momentum (sgd_mom_opt): the share of the "
@@ -78,9 +82,10 @@ class OptimizerPanel(widgets.VBox):
                             "squared gradients forgets", m.beta2, 0, 0.9999, 0.0001, readout_format=".4g")
         self.eps = slider(widgets.FloatLogSlider, "eps", "Adam's and LAMB's eps, added to the root of the squared-"
                           "gradient average", m.eps, -10, 0, 0.1, base=10, readout_format=".1e")
-        self.wd = slider(widgets.FloatSlider, "weight decay", "wd of every optimizer: each step shrinks the point "
-                         "towards (0, 0) by lr * wd (LAMB: inside its step)", m.wd, 0, 1, 0.005)
-        self.checkboxes = {n: widgets.Checkbox(value=n in m.optimizers, description=n, indent=False, layout=widgets.Layout(width="auto", margin="0 12px 0 0"),
+        self.wd = slider(widgets.FloatSlider, "weight decay", "wd of every optimizer: each step multiplies the point "
+                         "by 1 - lr * wd (LAMB adds wd * point to its update instead)", m.wd, 0, 1, 0.005)
+        self.checkboxes = {n: widgets.Checkbox(value=n in m.optimizers, description=n, indent=False,
+                                               layout=widgets.Layout(width="auto", margin="0 12px 0 0"),
                                                tooltip=f"Race {n} ({OPTIMIZERS[n].__name__})") for n in OPTIMIZERS}
         self.image = widgets.Image(format="png")
         self.info = widgets.HTML()
@@ -110,7 +115,7 @@ class OptimizerPanel(widgets.VBox):
 
     def _on_surface(self, change: dict) -> None:
         """A new surface: start sliders get its limits and its start, then one rerun (not one per slider moved)."""
-        s = get_surface(change["new"])
+        s = self.choices[change["new"]]
         self._quiet = True
         try:
             set_range(self.x0, *s.xlim, s.start[0])
@@ -126,8 +131,8 @@ class OptimizerPanel(widgets.VBox):
         self.info.value = summary(self.model.trajectories, self.model.steps)
 
 
-def optimizer_panel(surface: str = "ill-conditioned",
+def optimizer_panel(surface: str | Surface = "ill-conditioned",
                     optimizers: Sequence[str] = ("sgd", "momentum", "adam", "lamb"), **settings) -> OptimizerPanel:
-    """A panel racing `optimizers` on `surface`; `settings` (lr, mom, beta1, beta2, eps, wd, steps, start, seed) set
-    the starting values of the controls. Display the returned panel."""
+    """A panel racing `optimizers` on `surface` (a name in `SURFACES`, or your own `Surface`); `settings` (lr, mom,
+    beta1, beta2, eps, wd, steps, start, seed) set the starting values of the controls. Display the returned panel."""
     return OptimizerPanel(OptimizerPlayground(surface, optimizers, **settings))
