@@ -33,6 +33,11 @@ def test_panel_is_a_widget_over_a_playground(panel):
     assert list(panel.checkboxes) == ["sgd", "momentum", "adam", "lamb"]
 
 
+def test_controls_carry_css_hooks_for_the_browser(panel):
+    assert "tk-optimizer-panel" in panel._dom_classes
+    assert "tk-opt-lr" in panel.lr._dom_classes and "tk-opt-adam" in panel.checkboxes["adam"]._dom_classes
+
+
 def test_every_slider_waits_for_release(panel):
     sliders = [panel.lr, panel.mom, panel.beta1, panel.beta2, panel.eps, panel.wd, panel.steps, panel.x0, panel.y0]
     assert all(s.continuous_update is False for s in sliders)

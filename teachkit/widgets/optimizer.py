@@ -100,7 +100,17 @@ class OptimizerPanel(widgets.VBox):
             widgets.VBox([self.beta1, self.beta2, self.eps]),
         ])
         super().__init__([columns, self.image, self.info])
+        self.add_css_classes()
         self.refresh()
+
+    def add_css_classes(self) -> None:
+        """CSS hooks, for styling and for the real-browser test: `tk-optimizer-panel`, and `tk-opt-<attribute>` on
+        each control (`tk-opt-lr`, ..., `tk-opt-adam` for a checkbox), `tk-opt-image` and `tk-opt-info`."""
+        self.add_class("tk-optimizer-panel")
+        for name in ("surface", "x0", "y0", "steps", "lr", "mom", "beta1", "beta2", "eps", "wd", "image", "info"):
+            getattr(self, name).add_class(f"tk-opt-{name}")
+        for name, box in self.checkboxes.items():
+            box.add_class(f"tk-opt-{name}")
 
     def settings(self) -> dict:
         """What the controls say, as `OptimizerPlayground.update` takes it."""
