@@ -22,7 +22,7 @@ from teachkit.models import get_cnn_model, init_cnn
 from teachkit.playground import COLORS, OptimizerPlayground, draw_contours, draw_loss_axes
 from teachkit.surfaces import get_surface
 from teachkit.widgets import augment_panel, lsuv_panel, optimizer_panel
-from teachkit.widgets.render import fig_to_png, new_figure
+from teachkit.render import fig_to_png, new_figure
 
 STEPS, ROUNDS = 200, 9
 

@@ -24,6 +24,7 @@ from PIL import Image
 from .augment import (BatchFlip, BatchRotate, BatchTransform, BatchWarp, BatchZoom, CenterCrop, PilRandomDihedral,
                       PilRandomFlip, PilTiltRandomCrop, RandomCrop, RandomResizedCrop, make_rgb, sample_grid)
 from .data import ItemList, ImageList, open_image
+from .render import fig_to_png, new_figure
 from .show import to_hwc
 
 __all__ = ["MODES", "PIL_TFMS", "BATCH_TFMS", "COUNTERPARTS", "Param", "transform_params", "sample_image", "montage",
@@ -347,7 +348,6 @@ class AugmentSampler:
 
     def render(self, cell: int = 128, dpi: int = 72) -> bytes:
         """PNG of the original and the `n` samples in a grid of `cell`-pixel cells, titled with transform, mode and seed."""
-        from .widgets.render import fig_to_png, new_figure  # here, not on top: teachkit.widgets imports this module
         ims = [self.image] + self.sample()
         ncols = math.ceil(math.sqrt(len(ims)))
         canvas, label_at = montage(ims, ncols, cell)

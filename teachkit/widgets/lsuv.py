@@ -15,7 +15,7 @@ from matplotlib.axes import Axes
 from torch import nn
 
 from ..init import LSUVStep, LSUVStepper, LSUVWarning
-from .render import fig_to_png, new_figure
+from ..render import fig_to_png, new_figure
 
 __all__ = ["LSUVPanel", "lsuv_panel", "lsuv_table", "lsuv_plot"]
 
