@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, get_worker_info
 
 from .show import show_image, show_images
 from .utils import compose, listify
@@ -414,13 +414,27 @@ def default_num_workers() -> int:
     return min(8, n)
 
 
+def reseed_worker_tfms(worker_id: int) -> None:
+    """DataLoader `worker_init_fn`: give each worker its own stream of random augmentations.
+
+    Workers start as copies of the main process, and so would the random generators that transforms own
+    (`teachkit.augment`): every worker would draw the same crops and flips. torch gives each worker its own
+    seed; reseed every transform that has a `reseed` method from it.
+    """
+    info = get_worker_info()
+    for i, t in enumerate(listify(getattr(getattr(info.dataset, "x", None), "tfms", None))):
+        if hasattr(t, "reseed"):
+            t.reseed(info.seed + i)
+
+
 def get_dls(train_ds: Any, valid_ds: Any, bs: int, num_workers: int = 0, **kwargs) -> tuple[DataLoader, DataLoader]:
     """Shuffled training and in-order validation DataLoaders (valid batches twice as big: no gradients to keep).
 
-    With workers they stay alive between epochs; with CUDA batches go to pinned memory for faster copies.
+    With workers they stay alive between epochs, each with its own augmentation seed; with CUDA batches go to
+    pinned memory for faster copies.
     """
     kwargs = {"num_workers": num_workers, "pin_memory": torch.cuda.is_available(),
-              "persistent_workers": num_workers > 0, **kwargs}
+              "persistent_workers": num_workers > 0, "worker_init_fn": reseed_worker_tfms, **kwargs}
     return DataLoader(train_ds, bs, shuffle=True, **kwargs), DataLoader(valid_ds, bs * 2, shuffle=False, **kwargs)
 
 

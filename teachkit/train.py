@@ -20,7 +20,6 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import get_worker_info
 
 from .augment import CenterCrop, PilRandomFlip, RandomResizedCrop
 from .callbacks import (AvgStatsCallback, BatchTransformXCallback, DeviceCallback, MixedPrecision, ParamScheduler,
@@ -85,18 +84,6 @@ def imagenette_generated() -> Path:
     return make_imagenette_like(data_dir() / "imagenette2-160-synthetic", 700, 300, short_side=160)
 
 
-def _reseed_worker(worker_id: int) -> None:
-    """Give each DataLoader worker its own augmentation stream.
-
-    Workers start as copies of this process, and so would the random generators the PIL transforms own: every
-    worker would draw the same crops and flips. torch gives each worker its own seed; reseed from it.
-    """
-    info = get_worker_info()
-    for i, t in enumerate(info.dataset.x.tfms):
-        if hasattr(t, "reseed"):
-            t.reseed(info.seed + i)
-
-
 def get_dls(path: str | os.PathLike, size: int = 128, bs: int = 64, workers: int | None = None,
             augment: bool = True) -> DataBunch:
     """Lesson 08's data block, with lesson 10's augmentation on the training set.
@@ -112,7 +99,7 @@ def get_dls(path: str | os.PathLike, size: int = 128, bs: int = 64, workers: int
     sd = SplitData.split_by_func(il, partial(grandparent_splitter, valid_name=valid_folder_name(path)))
     ll = label_by_func(sd, parent_labeler, proc_y=CategoryProcessor())
     ll.valid.x.tfms = valid_tfms
-    return ll.to_databunch(bs, c_in=3, num_workers=workers, worker_init_fn=_reseed_worker)
+    return ll.to_databunch(bs, c_in=3, num_workers=workers)
 
 
 def one_cycle(peak: float, start: float = 0.1, end: float = 1e-5, pct_up: float = 0.3) -> Schedule:

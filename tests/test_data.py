@@ -305,3 +305,15 @@ def test_small_cnn_learns_generated_imagenette(tmp_path, one_thread):
     learn.fit(3)
     valid_acc = stats.valid_stats.avg_stats[1]
     assert valid_acc > 0.4, f"valid accuracy {valid_acc:.2f}: chance is 0.10"
+
+
+def test_dataloader_workers_draw_different_augmentations(tmp_path):
+    """Without reseeding, every worker is a copy of the same transform RNG and would crop identically."""
+    from teachkit.augment import RandomResizedCrop
+    from teachkit.data import get_dls
+
+    img = Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8))
+    ds = LabeledData(ItemList([img] * 8, tfms=[RandomResizedCrop(16, seed=0), to_byte_tensor]), ItemList([0] * 8))
+    train_dl, _ = get_dls(ds, ds, bs=4, num_workers=2, persistent_workers=False)
+    b0, b1 = list(train_dl)  # worker 0 makes the first batch, worker 1 the second
+    assert not torch.equal(b0[0], b1[0])
