@@ -96,7 +96,7 @@ def run() -> list[dict]:
             row(f"batched tensor augment (CPU, {shape})", ips["cpu"], V2_NAME, ips["v2"])]
     if "cuda" in ips:
         rows += [row(f"batched tensor augment (CUDA, {shape})", ips["cuda"], V2_NAME, ips["v2"]),
-                 row(f"batched tensor augment (CUDA, {shape})", ips["cuda"], f"teachkit batched on CPU", ips["cpu"])]
+                 row(f"batched tensor augment (CUDA, {shape})", ips["cuda"], "teachkit batched on CPU", ips["cpu"])]
     return rows
 
 

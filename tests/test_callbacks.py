@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from teachkit.callbacks import (AvgStatsCallback, BatchTransformXCallback, DeviceCallback, LRFinder, MixedPrecision,
-                                ParamScheduler, ProgressCallback, Recorder, accuracy, combine_scheds,
+                                ParamScheduler, Recorder, accuracy, combine_scheds,
                                 cos_1cycle_anneal, sched_cos, sched_exp, sched_lin, sched_no)
 from teachkit.learner import Callback, Learner
 from teachkit.toy import toy_databunch

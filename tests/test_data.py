@@ -272,16 +272,7 @@ def test_show_batch_titles(data):
 
 # --------------------------------------------------------------------------------------------- training
 
-@pytest.fixture
-def one_thread():
-    """A tiny model trains ~10x faster on one thread than on two busy shared cores (OpenMP spin-waits)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def test_small_cnn_learns_generated_imagenette(tmp_path, one_thread):
+def test_small_cnn_learns_generated_imagenette(tmp_path):
     """Lesson 08's recipe (BN conv layers, normalised inputs, SGD with momentum) clearly beats chance (10 %)."""
     from teachkit.callbacks import AvgStatsCallback, BatchTransformXCallback, accuracy
     from teachkit.learner import Learner

@@ -16,14 +16,6 @@ from teachkit.optim import (AverageGrad, AverageSqrGrad, Optimizer, StatefulOpti
 from teachkit.schedule import sched_cos, sched_lin
 from teachkit.toy import toy_databunch
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These tensors are tiny: one thread is quicker than two fighting over a shared machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 X = torch.randn(256, 10, generator=torch.Generator().manual_seed(1))
 Y = torch.randint(0, 4, (256,), generator=torch.Generator().manual_seed(2))

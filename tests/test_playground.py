@@ -11,15 +11,6 @@ from teachkit.surfaces import SURFACES, Surface, get_surface
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """2-element tensors gain nothing from threads, and on a busy machine OpenMP threads spin and wait for each other."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def run_by_hand(surface: Surface, name: str, hypers: dict, start, steps: int, seed: int = 0) -> np.ndarray:
     """The textbook loop: one optimizer, one 2-element parameter, loss, backward, (noise), step."""
     p = torch.tensor(start, dtype=torch.float64, requires_grad=True)

@@ -12,15 +12,6 @@ from teachkit.show import to_hwc
 from teachkit.transforms import to_byte_tensor, to_float_tensor
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: threads only add overhead, and on a busy machine OpenMP threads spin and wait for each other."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
     """Three small images of different colours and sizes, one in a sub-folder."""

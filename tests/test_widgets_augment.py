@@ -11,15 +11,6 @@ from teachkit.widgets import augment_panel
 from teachkit.widgets.augment import AugmentPanel
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: threads only add overhead, and on a busy machine OpenMP threads spin and wait for each other."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture
 def panel() -> AugmentPanel:
     return augment_panel(n=4, max_size=96)

@@ -17,15 +17,6 @@ def small_cnn() -> torch.nn.Sequential:
     return init_cnn(get_cnn_model(3, 10, [8, 16], leak=0.1, sub=0.4, maxv=6.0))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tensors this small gain nothing from threads, and on a busy machine OpenMP threads spin and wait for each other."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture
 def xb() -> torch.Tensor:
     return torch.randn(16, 3, 32, 32, generator=torch.Generator().manual_seed(1))

@@ -1,7 +1,6 @@
 """teachkit.widgets.optimizer_panel, driven through its widgets as a browser would: set a control, check model and plot."""
 import ipywidgets as widgets
 import pytest
-import torch
 
 from teachkit.playground import OptimizerPlayground
 from teachkit.surfaces import SURFACES, Surface
@@ -9,15 +8,6 @@ from teachkit.widgets import optimizer_panel
 from teachkit.widgets.optimizer import OptimizerPanel
 
 PNG = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """2-element tensors gain nothing from threads, and on a busy machine OpenMP threads spin and wait for each other."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture
