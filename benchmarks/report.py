@@ -42,10 +42,12 @@ def table(rows: list[dict]) -> list[str]:
 
 
 def main() -> int:
-    rows, failed = [], []
+    rows, failed, info = [], [], machine_info()  # before the benchmarks change torch's thread count
+    threads = torch.get_num_threads()
     for path in sorted(HERE.glob("bench_*.py")):
         name = path.stem
         print(f"running {name} ...", flush=True)
+        torch.set_num_threads(threads)  # each benchmark starts from the default, whatever the last one set
         try:
             for r in importlib.import_module(f"benchmarks.{name}").run():
                 rows.append({"bench": name.removeprefix("bench_"), **r})
@@ -53,7 +55,7 @@ def main() -> int:
             print(f"{name} failed: {e!r}", file=sys.stderr)
             failed.append(name)
     OUT.parent.mkdir(parents=True, exist_ok=True)
-    text = ["# teachkit benchmarks", "", *machine_info(), "",
+    text = ["# teachkit benchmarks", "", *info, "",
             "Ratios are value / baseline, both measured in the same process. For times, lower is better;",
             "for throughputs (images/s), higher is better.", "", *table(rows)]
     if failed:
