@@ -74,7 +74,7 @@ class AugmentPanel(widgets.VBox):
         self.resample_button = widgets.Button(description="Resample", tooltip="Draw new samples: the next seed",
                                               button_style="primary")
         self.status = widgets.HTML()
-        self.image = widgets.Image(format="png")
+        self.image = widgets.Image(format="png", layout={"align_self": "flex-start"})  # natural size
         self._wire()
         super().__init__([widgets.HBox([self.image_picker, self.transform_picker]), self.mode_toggle, self.param_box,
                           widgets.HBox([self.n_slider, self.seed_box, self.resample_button]), self.status, self.image])

@@ -119,7 +119,7 @@ class LSUVPanel(widgets.VBox):
                                            button_style="warning")
         self.status = widgets.HTML()
         self.table = widgets.HTML()
-        self.image = widgets.Image(format="png")
+        self.image = widgets.Image(format="png", layout={"align_self": "flex-start"})  # natural size
         for b, f in ((self.step_button, stepper.step), (self.next_button, stepper.next_layer),
                      (self.run_button, stepper.run_all), (self.reset_button, stepper.reset)):
             b.on_click(lambda _, f=f: self._do(f))

@@ -87,7 +87,7 @@ class OptimizerPanel(widgets.VBox):
         self.checkboxes = {n: widgets.Checkbox(value=n in m.optimizers, description=n, indent=False,
                                                layout=widgets.Layout(width="auto", margin="0 12px 0 0"),
                                                tooltip=f"Race {n} ({OPTIMIZERS[n].__name__})") for n in OPTIMIZERS}
-        self.image = widgets.Image(format="png")
+        self.image = widgets.Image(format="png", layout={"align_self": "flex-start"})  # natural size
         self.info = widgets.HTML()
         self._quiet = False
         self.surface.observe(self._on_surface, names="value")
