@@ -11,6 +11,7 @@ Randomness is never global: every transform owns its generator (`random.Random` 
 """
 from __future__ import annotations
 
+import copy
 import math
 import random
 from collections.abc import Callable, Sequence
@@ -352,7 +353,7 @@ class BatchTransform:
     same seed gives the same batch on any device. `BatchAugment` multiplies several into one resample.
     """
 
-    _order = 0
+    _order = 40  # after to_float_tensor (30), when used per item in an ItemList's tfms
 
     def __init__(self, p: float = 1.0, mode: str = "bilinear", pad_mode: str = "reflection", seed: int | None = None):
         name = type(self).__name__
@@ -488,10 +489,12 @@ def sample_grid(tfm: Callable | Sequence[Callable], img: Image.Image | torch.Ten
     """`n` random outcomes of `tfm` (one transform or a pipeline) on the same image, to see what it really does.
 
     Batched transforms get the image repeated n times as one batch (and return CHW tensors); others are called
-    n times. With a `seed`, the transforms are reseeded first, so the same seed draws the same grid.
+    n times. With a `seed`, copies of the transforms are reseeded (yours keep their own random stream), so the
+    same seed draws the same grid.
     """
     tfms = listify(tfm)
     if seed is not None:
+        tfms = copy.deepcopy(tfms)
         _reseed_all(tfms, seed)
     if tfms and all(isinstance(t, BatchTransform) for t in tfms):
         return list(compose(_as_float(img)[None].expand(n, -1, -1, -1), tfms))

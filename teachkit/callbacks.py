@@ -201,11 +201,11 @@ class ProgressCallback(Callback):
     def before_fit(self):
         self.mbar = master_bar(range(self.n_epoch))
         self.mbar.on_iter_begin()
-        self.learn.logger = partial(self.mbar.write, table=True)
+        self.old_logger, self.learn.logger = self.logger, partial(self.mbar.write, table=True)
 
     def after_fit(self):
         self.mbar.on_iter_end()
-        self.learn.logger = print
+        self.learn.logger = self.old_logger
 
     def after_batch(self):
         self.pb.update(self.iter + 1)

@@ -218,14 +218,14 @@ def grandparent_splitter(fn: PathLike, valid_name: str = "valid", train_name: st
 def random_splitter(p_valid: float = 0.2, seed: int = 42) -> Callable[[Any], bool]:
     """A splitter sending a fraction `p_valid` of items to valid, chosen by a seeded hash of each file name.
 
-    The hash (of the last two path parts, or `str(item)`) makes the split the same on every run,
-    machine and order of items, and keeps it when the data folder moves.
+    The hash (of the last two path parts of a path, given as `Path` or `str`, else of `str(item)`) makes the
+    split the same on every run, machine and order of items, and keeps it when the data folder moves.
     """
     if not 0 <= p_valid <= 1:
         raise ValueError(f"random_splitter: p_valid is a fraction of items, between 0 and 1; got {p_valid}.")
 
     def splitter(o: Any) -> bool:
-        key = "/".join(Path(o).parts[-2:]) if isinstance(o, os.PathLike) else str(o)
+        key = "/".join(Path(o).parts[-2:]) if isinstance(o, (str, os.PathLike)) else str(o)
         return zlib.crc32(f"{seed}:{key}".encode()) / 2**32 < p_valid
 
     return splitter

@@ -67,6 +67,11 @@ def _env_flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in ("1", "true", "yes")
 
 
+def smoke_mode() -> bool:
+    """True when `TEACHKIT_SMOKE=1`: tiny data and short runs, for CI and for CPUs."""
+    return _env_flag("TEACHKIT_SMOKE")
+
+
 def data_dir() -> Path:
     """The dataset cache: `$TEACHKIT_DATA`, else `~/.teachkit/data`."""
     return Path(os.environ.get("TEACHKIT_DATA") or Path.home() / ".teachkit" / "data").expanduser()
@@ -321,7 +326,7 @@ def imagenette(size: int | None = 160, dest: str | os.PathLike | None = None) ->
         raise ValueError(f"imagenette(size) takes 160, 320 or None (full size), got {size!r}.")
     root = Path(dest).expanduser() if dest is not None else data_dir()
     name = _dataset_name(_archive_name(urls[size]))
-    if _env_flag("TEACHKIT_SMOKE"):
+    if smoke_mode():
         why, (n_train, n_valid), name = "TEACHKIT_SMOKE is set: a tiny dataset for a quick run.", (100, 50), name + "-smoke"
     else:
         try:

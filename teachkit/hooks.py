@@ -79,7 +79,7 @@ def append_stat(hook: Hook, mod: nn.Module, inp: Any, outp: torch.Tensor, bins: 
     means, stds, hists = hook.stats
     means.append(d.mean().item())
     stds.append(d.std().item())
-    hists.append(d.cpu().histc(bins, *hist_range))
+    hists.append(d.histc(bins, *hist_range).cpu())  # count on the GPU, copy only the counts
 
 
 def plot_stats(hooks: Sequence[Hook], first: int | None = None) -> plt.Figure:

@@ -223,10 +223,10 @@ def lsuv_module(model: nn.Module, module: nn.Module, xb: torch.Tensor, tol: floa
 
 
 def _modules(model: nn.Module, modules: Sequence[nn.Module] | None) -> list[nn.Module]:
-    mods = listify(modules) or lsuv_modules(model)
+    mods = lsuv_modules(model) if modules is None else listify(modules)
     if not mods:
-        raise ValueError("LSUV found no ConvLayer, conv or linear layer in the model; "
-                         "pass the layers to tune as `modules`.")
+        raise ValueError("LSUV has no layer to tune: the model has no ConvLayer, conv or linear layer, or `modules` "
+                         "is empty; pass the layers to tune as `modules`.")
     return mods
 
 
@@ -264,7 +264,7 @@ def _record(hook: Hook, mod: nn.Module, inp: Any, out: torch.Tensor, bins: int,
             hist_range: tuple[float, float]) -> None:
     """Hook function: keep the output's mean, std and histogram."""
     d = out.detach().float()
-    hook.stats = d.mean().item(), d.std().item(), d.cpu().histc(bins, *hist_range)
+    hook.stats = d.mean().item(), d.std().item(), d.histc(bins, *hist_range).cpu()
 
 
 class LSUVStepper:
@@ -302,6 +302,10 @@ class LSUVStepper:
         f = partial(_record, bins=self.bins, hist_range=self.hist_range)
         with _lsuv_mode(self.model), Hooks([_hooked(m) for m in self.modules], f) as hooks:
             self.model(_to_model(self.model, self.xb))
+        missed = [n for n, h in zip(self.names, hooks) if not hasattr(h, "stats")]
+        if missed:
+            raise ValueError(f"The forward pass never reached {', '.join(missed)}: pass only layers of this model's "
+                             "forward path as `modules`.")
         means, stds, hists = zip(*(h.stats for h in hooks))
         return LayerStats(torch.tensor(means), torch.tensor(stds), torch.stack(hists))
 

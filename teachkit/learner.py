@@ -117,11 +117,13 @@ class Learner:
         self.add_cbs([TrainEvalCallback()] + listify(cbs))
 
     def add_cbs(self, cbs: Iterable[Callback]) -> None:
-        """Attach callbacks and make each reachable by name, e.g. `learn.recorder`."""
-        for cb in listify(cbs):
+        """Attach callbacks and make each reachable by name, e.g. `learn.recorder`; all are checked first."""
+        cbs = listify(cbs)
+        for cb in cbs:
             if not isinstance(cb, Callback):
                 raise ValueError(f"Callbacks must be Callback instances, got {cb!r}. Did you pass the class instead of calling it?")
             check_callback(cb)
+        for cb in cbs:
             cb.set_learner(self)
             setattr(self, cb.name, cb)
             self.cbs.append(cb)
@@ -176,9 +178,9 @@ class Learner:
         if n_epoch < 1:
             raise ValueError(f"n_epoch must be a positive number of epochs, got {n_epoch}.")
         cbs = listify(cbs)
-        self.add_cbs(cbs)
         if reset_opt or self.opt is None:
             self.opt = self.opt_func(self.splitter(self.model), lr=self.lr)
+        self.add_cbs(cbs)
         try:
             self.n_epoch, self.loss = n_epoch, torch.tensor(0.0)
             self("before_fit")
@@ -195,5 +197,7 @@ class Learner:
         except CancelFitException:
             self("after_cancel_fit")
         finally:
-            self("after_fit")
-            self.remove_cbs(cbs)
+            try:
+                self("after_fit")
+            finally:
+                self.remove_cbs(cbs)

@@ -278,7 +278,7 @@ class PlaygroundPlot:
             self.set_scene(surface, list(trajs), steps)
         self.fig.canvas.restore_region(self.background)
         for n, t in trajs.items():  # notes first: paths are drawn over them, never hidden
-            self.notes[n].set_text(f"{n}: diverged at step {t.diverged_at}" if t.diverged_at else "")
+            self.notes[n].set_text(f"{n}: diverged at step {t.diverged_at}" if t.diverged_at is not None else "")
             self.ax.draw_artist(self.notes[n])
         for n, t in trajs.items():
             self.draw_path(n, t, surface)
@@ -292,14 +292,14 @@ class PlaygroundPlot:
         self.paths[name].set_data(t.points[:, 0], t.points[:, 1])
         self.ends[name].set_data(t.points[-1:, 0], t.points[-1:, 1])
         end = np.clip(t.points[-1], [surface.xlim[0], surface.ylim[0]], [surface.xlim[1], surface.ylim[1]])
-        self.crosses[name].set_data(*(([end[0]], [end[1]]) if t.diverged_at else ([], [])))
+        self.crosses[name].set_data(*(([end[0]], [end[1]]) if t.diverged_at is not None else ([], [])))
         for artist in (self.paths[name], self.ends[name], self.crosses[name]):
             self.ax.draw_artist(artist)
 
     def draw_loss(self, name: str, t: Trajectory) -> None:
         """One optimizer's loss against step, with a cross at the last step of a diverged run."""
         self.losses[name].set_data(np.arange(len(t.losses)), t.losses)
-        self.loss_ends[name].set_data(*(([len(t.losses) - 1], [t.losses[-1]]) if t.diverged_at else ([], [])))
+        self.loss_ends[name].set_data(*(([len(t.losses) - 1], [t.losses[-1]]) if t.diverged_at is not None else ([], [])))
         self.loss_ax.draw_artist(self.losses[name])
         self.loss_ax.draw_artist(self.loss_ends[name])
 

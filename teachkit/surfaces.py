@@ -47,12 +47,8 @@ class Surface:
         with torch.no_grad():
             return X, Y, self.fn(X, Y)
 
-    def contains(self, xy: torch.Tensor) -> bool:
-        """Is the point finite and inside the plot (with a margin)? Outside counts as diverged."""
-        return bool(self.inside(xy))
-
     def inside(self, xy: torch.Tensor) -> torch.Tensor:
-        """`contains` for many points `xy[..., 0], xy[..., 1]` at once: a bool tensor (NaN counts as outside)."""
+        """Are the points `xy[..., 0], xy[..., 1]` inside the plot, with a margin? Outside (or NaN) counts as diverged."""
         (x0, x1), (y0, y1) = self.xlim, self.ylim
         mx, my = (x1 - x0), (y1 - y0)
         x, y = xy[..., 0], xy[..., 1]

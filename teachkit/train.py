@@ -26,8 +26,8 @@ from .callbacks import (AvgStatsCallback, BatchTransformXCallback, DeviceCallbac
                         ProgressCallback, Recorder, accuracy)
 from .data import (CategoryProcessor, DataBunch, ImageList, SplitData, grandparent_splitter, label_by_func,
                    norm_imagenette, parent_labeler)
-from .datasets import (URLs, CorruptArchiveError, DownloadError, data_dir, imagenette, is_synthetic, make_imagenette_like, untar_data,
-                       valid_folder_name)
+from .datasets import (URLs, CorruptArchiveError, DownloadError, data_dir, imagenette, is_synthetic,
+                       make_imagenette_like, smoke_mode, untar_data, valid_folder_name)
 from .init import lsuv_init
 from .learner import Callback, Learner
 from .models import conv_layer, get_cnn_model, init_cnn
@@ -36,7 +36,7 @@ from .schedule import Schedule, combine_scheds, cos_1cycle_anneal
 from .transforms import make_rgb, to_byte_tensor, to_float_tensor
 from .utils import default_device, set_seed
 
-__all__ = ["DATASETS", "OPTIMIZERS", "SMOKE", "smoke_mode", "get_data", "get_dls", "one_cycle", "build_learner",
+__all__ = ["DATASETS", "OPTIMIZERS", "SMOKE", "get_data", "get_dls", "one_cycle", "build_learner",
            "Throughput", "train", "parse_args", "main"]
 
 DATASETS = {
@@ -56,9 +56,8 @@ SMOKE = dict(n_train=600, n_valid=200, short_side=48, size=32, epochs=2, bs=32)
 """What `TEACHKIT_SMOKE=1` trains on: a small generated set, small images, a few short epochs."""
 
 
-def smoke_mode() -> bool:
-    """True when `TEACHKIT_SMOKE=1`: tiny data and short runs, for CI and for CPUs."""
-    return os.environ.get("TEACHKIT_SMOKE", "").strip().lower() in ("1", "true", "yes")
+IMAGENETTE_SIZES = {"imagenette": None, "imagenette-160": 160, "imagenette-320": 320}
+"""The names `imagenette()` serves, falling back to the generated set offline."""
 
 
 def get_data(name: str) -> Path:
@@ -72,8 +71,8 @@ def get_data(name: str) -> Path:
                                     short_side=SMOKE["short_side"])
     if name == "generated":
         return imagenette_generated()
-    if name.startswith("imagenette"):
-        return imagenette({"imagenette": None, "imagenette-160": 160, "imagenette-320": 320}[name])
+    if name in IMAGENETTE_SIZES:
+        return imagenette(IMAGENETTE_SIZES[name])
     if name in DATASETS:
         return untar_data(DATASETS[name])
     return Path(name).expanduser()
@@ -154,6 +153,8 @@ def build_learner(dls: DataBunch, opt: str = "lamb", lr: float | None = None, wd
     `opt` is a key of `OPTIMIZERS`; `lr` its peak learning rate (default: the one in `OPTIMIZERS`). Momentum (beta1
     for Adam and LAMB) cycles from 0.95 down to 0.85 and back while the learning rate goes up and down.
     """
+    if opt not in OPTIMIZERS:
+        raise ValueError(f"Unknown optimizer {opt!r}; choose one of {list(OPTIMIZERS)}.")
     opt_func, default_lr = OPTIMIZERS[opt]
     lr = default_lr if lr is None else lr
     device = torch.device(device) if device is not None else default_device()
@@ -186,7 +187,6 @@ def train(data: str = "imagenette-160", size: int = 128, epochs: int = 5, bs: in
     if smoke_mode():
         size, epochs, bs = min(size, SMOKE["size"]), min(epochs, SMOKE["epochs"]), min(bs, SMOKE["bs"])
         workers = 0 if workers is None else workers  # starting worker processes costs more than loading 800 tiny files
-        torch.set_num_threads(1)  # tiny tensors gain nothing from more threads, and CI machines are shared
         print(f"TEACHKIT_SMOKE=1: a small generated set, {size}px, {epochs} epoch(s), batch size {bs}.")
     set_seed(seed)
     path = get_data(data)
@@ -281,6 +281,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Parse the flags, train, print the final metrics; returns them too (for tests and scripts)."""
     args = parse_args(argv)
+    if smoke_mode():
+        torch.set_num_threads(1)  # tiny tensors gain nothing from more threads, and CI machines are shared
     try:
         res = train(**vars(args), progress=sys.stdout.isatty())
     except (DownloadError, CorruptArchiveError) as e:

@@ -38,6 +38,9 @@ class ResizeFixed(Transform):
     def __init__(self, size: int | tuple[int, int], resample: Image.Resampling = Image.Resampling.BILINEAR,
                  draft: bool = True):
         self.size = (size, size) if isinstance(size, int) else tuple(size)
+        if len(self.size) != 2 or min(self.size) < 1:
+            raise ValueError(f"ResizeFixed: size is a side in pixels or a (width, height) pair of them, each >= 1; "
+                             f"got {size!r}.")
         self.resample, self.draft = resample, draft
 
     def before_load(self, item: Image.Image) -> None:
@@ -63,8 +66,8 @@ to_byte_tensor._order = 20
 
 
 def to_float_tensor(item: torch.Tensor) -> torch.Tensor:
-    """uint8 tensor -> float tensor in [0, 1]."""
-    return item.float().div_(255.0)
+    """uint8 tensor -> float tensor in [0, 1] (a new tensor: the input is left as it was)."""
+    return item.float() / 255.0
 
 
 to_float_tensor._order = 30

@@ -281,3 +281,17 @@ def test_show_samples_draws_a_grid(photo):
 def test_crops_refuse_resampling_pillow_transforms_cannot_do(make):
     with pytest.raises(ValueError, match="NEAREST"):
         make()
+
+
+def test_batch_transform_runs_last_in_a_per_item_pipeline():
+    img = Image.new("L", (20, 12), 128)
+    out = compose(img, [BatchFlip(p=1.0, seed=0), A.make_rgb, to_byte_tensor, to_float_tensor])
+    assert out.shape == (3, 12, 20) and out.dtype == torch.float32
+
+
+def test_sample_grid_with_a_seed_leaves_the_callers_transform_alone():
+    img = Image.new("RGB", (64, 48), "red")
+    tfm = RandomResizedCrop(16, seed=3)
+    expected = RandomResizedCrop(16, seed=3)
+    sample_grid(tfm, img, n=4, seed=0)
+    assert [tfm.get_corners(64, 48, 64, 48) for _ in range(3)] == [expected.get_corners(64, 48, 64, 48) for _ in range(3)]

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from teachkit.callbacks import (AvgStatsCallback, BatchTransformXCallback, DeviceCallback, LRFinder, MixedPrecision,
-                                ParamScheduler, Recorder, accuracy, combine_scheds,
+                                ParamScheduler, ProgressCallback, Recorder, accuracy, combine_scheds,
                                 cos_1cycle_anneal, sched_cos, sched_exp, sched_lin, sched_no)
 from teachkit.learner import Callback, Learner
 from teachkit.toy import toy_databunch
@@ -183,3 +183,13 @@ def test_batch_transform_train_only_leaves_validation_alone():
     learn = make_learner([BatchTransformXCallback(lambda x: x.clamp(-1, 1), train_only=True), spy])
     learn.fit(1)
     assert max(seen[True]) <= 1.0 and max(seen[False]) > 1.0
+
+
+def test_progress_callback_gives_back_the_users_logger():
+    rows = []
+    learn = make_learner([AvgStatsCallback()])
+    learn.logger = rows.append
+    learn.fit(1, cbs=[ProgressCallback()])
+    assert rows == []  # during that fit the table went under the progress bar
+    learn.fit(1)
+    assert len(rows) == 2  # afterwards the user's logger gets it again: header and one epoch

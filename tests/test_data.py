@@ -308,3 +308,19 @@ def test_dataloader_workers_draw_different_augmentations(tmp_path):
     train_dl, _ = get_dls(ds, ds, bs=4, num_workers=2, persistent_workers=False)
     b0, b1 = list(train_dl)  # worker 0 makes the first batch, worker 1 the second
     assert not torch.equal(b0[0], b1[0])
+
+
+def test_to_float_tensor_leaves_its_input_alone():
+    x = torch.full((3, 2, 2), 255.0)
+    assert to_float_tensor(x).max() == 1.0 and x.max() == 255.0
+
+
+def test_random_splitter_treats_str_and_path_alike():
+    f = random_splitter(0.5, seed=1)
+    names = [f"/data/train/cls{i % 3}/img{i}.jpg" for i in range(50)]
+    assert [f(n) for n in names] == [f(Path(n)) for n in names]
+
+
+def test_resize_fixed_refuses_a_zero_size():
+    with pytest.raises(ValueError, match="size"):
+        ResizeFixed(0)

@@ -210,3 +210,22 @@ def test_lsuv_trains_faster_than_kaiming_alone():
         warnings.simplefilter("error", LSUVWarning)
         plain, lsuv = one_epoch(False), one_epoch(True)
     assert plain > 1.0 and lsuv < 0.1
+
+
+def test_stepper_refuses_no_layers_and_layers_off_the_forward_path():
+    model = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2))
+    xb = torch.randn(8, 4)
+    with pytest.raises(ValueError, match="no layer to tune"):
+        LSUVStepper(model, xb, modules=[])
+
+    class WithSpare(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.used, self.spare = nn.Linear(4, 4), nn.Linear(4, 4)
+
+        def forward(self, x):
+            return self.used(x)
+
+    m = WithSpare()
+    with pytest.raises(ValueError, match="never reached 'spare' Linear|never reached spare Linear"):
+        LSUVStepper(m, xb, modules=[m.used, m.spare])

@@ -17,9 +17,9 @@ def mlp(n_in: int = 8, n_out: int = 4) -> nn.Module:
     return nn.Sequential(nn.Linear(n_in, 32), nn.ReLU(), nn.Linear(32, n_out))
 
 
-def make_learner(cbs=(), **kwargs) -> Learner:
+def make_learner(cbs=(), opt_func=SGD, **kwargs) -> Learner:
     torch.manual_seed(0)
-    return Learner(mlp(), toy_databunch("blobs", n_train=256, n_valid=128, bs=32, spread=2.0), opt_func=SGD, lr=0.05,
+    return Learner(mlp(), toy_databunch("blobs", n_train=256, n_valid=128, bs=32, spread=2.0), opt_func=opt_func, lr=0.05,
                    cbs=list(cbs), **kwargs)
 
 
@@ -195,3 +195,14 @@ def test_fit_needs_a_positive_epoch_count():
 
 def test_all_events_are_unique():
     assert len(set(EVENTS)) == len(EVENTS)
+
+
+def test_fit_callbacks_are_removed_when_the_optimizer_fails():
+    def broken_opt(params, lr):
+        raise RuntimeError("no optimizer today")
+
+    learn = make_learner(opt_func=broken_opt)
+    extra = EventLog()
+    with pytest.raises(RuntimeError):
+        learn.fit(1, cbs=[extra])
+    assert extra not in learn.cbs and not hasattr(learn, "event_log")

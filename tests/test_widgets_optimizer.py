@@ -114,3 +114,10 @@ def test_own_surface_joins_the_dropdown():
     panel.surface.value = "saddle"
     panel.surface.value = "tilted bowl"
     assert panel.model.surface is mine and panel.model.start == mine.start
+
+
+def test_sliders_show_starting_values_outside_their_usual_range():
+    panel = optimizer_panel(lr=50.0, steps=1500)
+    assert panel.lr.value == 50.0 and panel.steps.value == 1500
+    panel.wd.value = 0.1  # touching another control must not clip the model's lr or steps
+    assert panel.model.lr == 50.0 and panel.model.steps == 1500

@@ -67,7 +67,7 @@ class AugmentPanel(widgets.VBox):
         self.transform_picker = widgets.Dropdown(description="transform", style=_STYLE)
         self.controls: dict[str, widgets.ValueWidget] = {}
         self.param_box = widgets.VBox()
-        self.n_slider = widgets.IntSlider(value=sampler.n, min=1, max=24, description="samples",
+        self.n_slider = widgets.IntSlider(value=sampler.n, min=1, max=max(24, sampler.n), description="samples",
                                           continuous_update=False, style=_STYLE)
         self.seed_box = widgets.IntText(value=sampler.seed, description="seed", style=_STYLE,
                                         layout=widgets.Layout(width="160px"))

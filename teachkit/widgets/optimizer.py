@@ -11,6 +11,7 @@ up behind each other; waiting for the release needs no timer thread and behaves 
 from __future__ import annotations
 
 import html
+import math
 from collections.abc import Sequence
 
 import ipywidgets as widgets
@@ -27,7 +28,15 @@ LAYOUT = widgets.Layout(width="295px")
 
 def slider(cls: type, description: str, tooltip: str, value: float, lo: float, hi: float, step: float,
            readout_format: str = ".3g", **kwargs) -> widgets.Widget:
-    """A slider that reports its value on release, with a tooltip saying what it feeds."""
+    """A slider that reports its value on release, with a tooltip saying what it feeds.
+
+    The range widens to take `value` in, so the slider never shows a clipped value the model doesn't use.
+    """
+    if cls is widgets.FloatLogSlider:  # its min and max are exponents
+        e = math.log(value, kwargs.get("base", 10))
+        lo, hi = min(lo, math.floor(e)), max(hi, math.ceil(e))
+    else:
+        lo, hi = min(lo, value), max(hi, value)
     return cls(value=value, min=lo, max=hi, step=step, description=description, tooltip=tooltip,
                readout_format=readout_format, continuous_update=False, style=STYLE, layout=LAYOUT, **kwargs)
 
@@ -47,7 +56,7 @@ def summary(trajs: dict[str, Trajectory], steps: int) -> str:
     rows = []
     for n, t in trajs.items():
         (x, y), loss = t.end, t.losses[-1]
-        fate = (f"<b>diverged at step {t.diverged_at}</b>" if t.diverged_at
+        fate = (f"<b>diverged at step {t.diverged_at}</b>" if t.diverged_at is not None
                 else f"loss {loss:.3g} at ({x:.3g}, {y:.3g}) after {steps} steps")
         rows.append(f"<span style='color:{to_hex(COLORS[n])}'>&#9632; {html.escape(n)}</span>: {fate}")
     return "<br>".join(rows) or "Tick an optimizer to race it."
