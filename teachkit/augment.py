@@ -23,7 +23,7 @@ from PIL import Image
 
 from .show import show_image, show_images
 from .transforms import ResizeFixed, Transform, make_rgb, to_byte_tensor, to_float_tensor
-from .utils import compose, listify
+from .utils import compose, derive_seed, listify
 
 __all__ = ["Transform", "make_rgb", "ResizeFixed", "to_byte_tensor", "to_float_tensor", "show_image", "show_images",
            "PilTransform", "PilRandomFlip", "PilRandomDihedral", "GeneralCrop", "RandomCrop", "CenterCrop",
@@ -458,7 +458,7 @@ class BatchAugment(BatchTransform):
         super().reseed(seed)
         if seed is not None:
             for i, t in enumerate(self.tfms):
-                t.reseed(seed + 1 + i)
+                t.reseed(derive_seed(seed, i))
 
     def matrices(self, n: int, h: int, w: int) -> torch.Tensor:
         m = _eye(n)
@@ -476,7 +476,7 @@ class BatchAugment(BatchTransform):
 def _reseed_all(tfms: list, seed: int) -> None:
     for i, t in enumerate(tfms):
         if hasattr(t, "reseed"):
-            t.reseed(seed + i)
+            t.reseed(derive_seed(seed, i))
 
 
 def _as_float(img: Image.Image | torch.Tensor) -> torch.Tensor:

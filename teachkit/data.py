@@ -22,7 +22,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, get_worker_info
 
 from .show import show_image, show_images
-from .utils import compose, listify
+from .utils import compose, derive_seed, listify
 
 __all__ = ["image_extensions", "get_files", "ListContainer", "ItemList", "ImageList", "ImageLoadError", "open_image",
            "grandparent_splitter", "random_splitter", "split_by_func", "SplitData", "parent_labeler", "Processor",
@@ -424,7 +424,7 @@ def reseed_worker_tfms(worker_id: int) -> None:
     info = get_worker_info()
     for i, t in enumerate(listify(getattr(getattr(info.dataset, "x", None), "tfms", None))):
         if hasattr(t, "reseed"):
-            t.reseed(info.seed + i)
+            t.reseed(derive_seed(info.seed, i))
 
 
 def get_dls(train_ds: Any, valid_ds: Any, bs: int, num_workers: int = 0, **kwargs) -> tuple[DataLoader, DataLoader]:

@@ -47,6 +47,14 @@ def set_seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def derive_seed(seed: int, i: int) -> int:
+    """The seed of the i-th random stream grown from `seed`: NumPy's SeedSequence keeps the streams independent.
+
+    (`seed + i` would not: stream 1 of seed 0 would be stream 0 of seed 1.)
+    """
+    return int(np.random.SeedSequence([seed, i]).generate_state(1)[0])
+
+
 def show_source(obj: Any) -> None:
     """Print an object's source, the way `??` does in Jupyter, so lessons can show the code they teach."""
     print(inspect.getsource(obj))

@@ -1,0 +1,33 @@
+"""The small helpers every module leans on."""
+import torch
+
+from teachkit.utils import camel2snake, compose, default_device, derive_seed, listify
+
+
+def test_listify():
+    assert listify(None) == [] and listify("ab") == ["ab"] and listify((1, 2)) == [1, 2] and listify(3) == [3]
+
+
+def test_compose_sorts_by_order():
+    def double(x):
+        return x * 2
+
+    def add_one(x):
+        return x + 1
+
+    add_one._order = -1  # runs first, though listed last
+    assert compose(5, [double, add_one]) == 12
+
+
+def test_camel2snake_names_callbacks():
+    assert camel2snake("AvgStatsCallback") == "avg_stats_callback" and camel2snake("LRFinder") == "lr_finder"
+
+
+def test_derived_seeds_are_distinct_streams():
+    seeds = {derive_seed(s, i) for s in range(20) for i in range(20)}
+    assert len(seeds) == 400  # seed + i would give only 39 distinct values
+    assert derive_seed(3, 1) == derive_seed(3, 1)
+
+
+def test_default_device_follows_cuda():
+    assert default_device().type == ("cuda" if torch.cuda.is_available() else "cpu")
