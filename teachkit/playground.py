@@ -95,6 +95,7 @@ def run_optimizers(surface: Surface | str, hypers: dict[str, dict], start: Seque
     with `noise`, the same seeded noise is added to every optimizer's gradient at each step.
     """
     surface = get_surface(surface)
+    check_optimizers(list(hypers))
     if not hypers:
         return {}
     ps = [torch.tensor(start, dtype=torch.float64) for _ in hypers]

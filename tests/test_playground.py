@@ -162,3 +162,8 @@ def test_render_marks_divergence():
     pg.render()
     notes = {n: a.get_text() for n, a in pg.plot.notes.items()}
     assert notes == {"sgd": "sgd: diverged at step 3", "adam": ""}
+
+
+def test_run_optimizers_names_an_unknown_optimizer():
+    with pytest.raises(ValueError, match="Unknown optimizer 'adamw'"):
+        run_optimizers("ill-conditioned", {"adamw": {"lr": 0.1}}, (1.0, 1.0), 5)
