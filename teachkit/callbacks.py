@@ -16,7 +16,7 @@ from .schedule import Schedule, combine_scheds, cos_1cycle_anneal, sched_cos, sc
 from .utils import default_device, listify
 
 __all__ = ["TrainEvalCallback", "AvgStats", "AvgStatsCallback", "accuracy", "Recorder", "ParamScheduler", "LRFinder",
-           "DeviceCallback", "BatchTransformXCallback", "ProgressCallback", "MixedPrecision", "hypers_of",
+           "DeviceCallback", "BatchTransformXCallback", "TablePrinter", "ProgressCallback", "MixedPrecision", "hypers_of",
            "sched_lin", "sched_cos", "sched_exp", "sched_no", "combine_scheds", "cos_1cycle_anneal"]
 
 
@@ -191,6 +191,15 @@ class BatchTransformXCallback(Callback):
     def before_batch(self):
         if self.in_train or not self.train_only:
             self.learn.xb = self.tfm(self.xb)
+
+
+class TablePrinter:
+    """Print the rows `AvgStatsCallback` logs as aligned columns: ProgressCallback's table without the bars (for logs)."""
+
+    def __call__(self, row: list[str]) -> None:
+        if not hasattr(self, "widths"):
+            self.widths = [max(len(c), 8) for c in row]
+        print("  ".join(c.ljust(w) for c, w in zip(row, self.widths)), flush=True)
 
 
 class ProgressCallback(Callback):

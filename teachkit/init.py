@@ -22,7 +22,7 @@ from torch import nn
 
 from .hooks import Hook, Hooks, find_modules, is_lin_layer
 from .models import ConvLayer
-from .utils import listify
+from .utils import keep_modes, listify, to_model_device
 
 __all__ = ["LSUVWarning", "LSUVResult", "LSUVRow", "LSUVReport", "LSUVStep", "LayerStats", "lsuv_modules",
            "lsuv_step", "lsuv_module", "lsuv_init", "LSUVStepper"]
@@ -109,28 +109,19 @@ def _name(model: nn.Module, module: nn.Module) -> str:
     return f"{path} {type(module).__name__}".strip()
 
 
-def _to_model(model: nn.Module, xb: torch.Tensor) -> torch.Tensor:
-    """`xb` on the model's device."""
-    p = next(model.parameters(), None)
-    return xb if p is None else xb.to(p.device)
-
-
 @contextmanager
 def _lsuv_mode(model: nn.Module) -> Iterator[None]:
     """No grad; train mode, so BatchNorm uses the batch as in training, but dropout off and running stats untouched."""
-    modes = {m: m.training for m in model.modules()}
     saved = {m: [b.clone() for b in m.buffers(recurse=False)] for m in model.modules()
              if getattr(m, "track_running_stats", False)}
-    model.train()
-    for m in model.modules():
-        if isinstance(m, DROPOUT):
-            m.eval()
     try:
-        with torch.no_grad():
+        with keep_modes(model), torch.no_grad():
+            model.train()
+            for m in model.modules():
+                if isinstance(m, DROPOUT):
+                    m.eval()
             yield
     finally:
-        for m, t in modes.items():
-            m.train(t)
         for m, bufs in saved.items():
             for b, s in zip(m.buffers(recurse=False), bufs):
                 b.copy_(s)
@@ -156,7 +147,7 @@ def _measure(model: nn.Module, module: nn.Module, xb: torch.Tensor) -> tuple[flo
     """
     with _lsuv_mode(model), Hook(_hooked(module), _stats_then_stop) as h:
         try:
-            model(_to_model(model, xb))
+            model(to_model_device(model, xb))
         except _StopForward:
             pass
     if not hasattr(h, "stats"):
@@ -301,7 +292,7 @@ class LSUVStepper:
         """Mean, std and histogram of every tuned layer's activations on the batch, as the model is now."""
         f = partial(_record, bins=self.bins, hist_range=self.hist_range)
         with _lsuv_mode(self.model), Hooks([_hooked(m) for m in self.modules], f) as hooks:
-            self.model(_to_model(self.model, self.xb))
+            self.model(to_model_device(self.model, self.xb))
         missed = [n for n, h in zip(self.names, hooks) if not hasattr(h, "stats")]
         if missed:
             raise ValueError(f"The forward pass never reached {', '.join(missed)}: pass only layers of this model's "

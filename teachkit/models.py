@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .hooks import Hooks, find_modules, is_lin_layer
+from .utils import keep_modes, to_model_device
 
 __all__ = ["GeneralRelu", "ConvLayer", "conv_layer", "prev_pow_2", "get_cnn_layers", "get_cnn_model", "init_cnn",
            "layer_shapes", "model_summary"]
@@ -122,15 +123,9 @@ def layer_shapes(model_or_learner: Any, xb: torch.Tensor,
     model = _model_of(model_or_learner)
     names = {m: n for n, m in model.named_modules()}
     mods = find_modules(model, is_lin_layer) if find_all else list(model.children())
-    p = next(model.parameters(), None)
-    modes = {m: m.training for m in model.modules()}
-    model.eval()  # leave BatchNorm's running statistics as they were
-    try:
-        with torch.no_grad(), Hooks(mods, _store_shape) as hooks:
-            model(xb if p is None else xb.to(p.device))
-    finally:
-        for m, t in modes.items():
-            m.train(t)
+    with keep_modes(model), torch.no_grad(), Hooks(mods, _store_shape) as hooks:
+        model.eval()  # leave BatchNorm's running statistics as they were
+        model(to_model_device(model, xb))
     return [(f"{names[h.module]} {type(h.module).__name__}", getattr(h, "shape", None),
              sum(q.numel() for q in h.module.parameters())) for h in hooks]
 

@@ -21,8 +21,8 @@ import torch
 from matplotlib import cbook
 from PIL import Image
 
-from .augment import (BatchFlip, BatchRotate, BatchTransform, BatchWarp, BatchZoom, CenterCrop, PilRandomDihedral,
-                      PilRandomFlip, PilTiltRandomCrop, RandomCrop, RandomResizedCrop, make_rgb, sample_grid)
+from .augment import (GEOMETRIC_RESAMPLING, BatchFlip, BatchRotate, BatchTransform, BatchWarp, BatchZoom, CenterCrop,
+                      PilRandomDihedral, PilRandomFlip, PilTiltRandomCrop, RandomCrop, RandomResizedCrop, make_rgb, sample_grid)
 from .data import ItemList, ImageList, open_image
 from .render import fig_to_png, new_figure
 from .show import to_hwc
@@ -39,7 +39,7 @@ COUNTERPARTS = {RandomResizedCrop: BatchZoom, PilTiltRandomCrop: BatchWarp, PilR
 COUNTERPARTS |= {v: k for k, v in COUNTERPARTS.items()}
 
 # PIL's geometric transforms (EXTENT, PERSPECTIVE), which the crops use, refuse every other resampling filter.
-_CHOICES = {Image.Resampling: (Image.Resampling.NEAREST, Image.Resampling.BILINEAR, Image.Resampling.BICUBIC)}
+_CHOICES = {Image.Resampling: GEOMETRIC_RESAMPLING}  # what Pillow's geometric transforms accept
 _SKIPPED = {"seed"}  # the sampler's own seed drives every transform's randomness
 
 # (name, kind) -> (low, high, step) for sliders; other parameters get a range around their default.

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from .augment import CenterCrop, PilRandomFlip, RandomResizedCrop
 from .callbacks import (AvgStatsCallback, BatchTransformXCallback, DeviceCallback, MixedPrecision, ParamScheduler,
-                        ProgressCallback, Recorder, accuracy)
+                        ProgressCallback, Recorder, TablePrinter, accuracy)
 from .data import (CategoryProcessor, DataBunch, ImageList, SplitData, grandparent_splitter, label_by_func,
                    norm_imagenette, parent_labeler)
 from .datasets import (URLs, CorruptArchiveError, DownloadError, data_dir, imagenette, is_synthetic,
@@ -135,15 +135,6 @@ class Throughput(Callback):
     @property
     def images_per_s(self) -> float:
         return self.n_images / max(self.train_time, 1e-9)
-
-
-class TablePrinter:
-    """Print the rows `AvgStatsCallback` logs as aligned columns: ProgressCallback's table without the bars (for logs)."""
-
-    def __call__(self, row: list[str]) -> None:
-        if not hasattr(self, "widths"):
-            self.widths = [max(len(c), 8) for c in row]
-        print("  ".join(c.ljust(w) for c, w in zip(row, self.widths)), flush=True)
 
 
 def build_learner(dls: DataBunch, opt: str = "lamb", lr: float | None = None, wd: float = 1e-2, lsuv: bool = True,

@@ -4,7 +4,8 @@ from __future__ import annotations
 import inspect
 import random
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -38,6 +39,23 @@ def camel2snake(name: str) -> str:
 def default_device() -> torch.device:
     """CUDA when there is a GPU, else the CPU: the device lessons train on without being told."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def to_model_device(model: torch.nn.Module, xb: torch.Tensor) -> torch.Tensor:
+    """`xb` on the device of the model's parameters (unchanged for a model without any)."""
+    p = next(model.parameters(), None)
+    return xb if p is None else xb.to(p.device)
+
+
+@contextmanager
+def keep_modes(model: torch.nn.Module) -> Iterator[None]:
+    """Give back every submodule's train/eval mode on exit, whatever the block switched."""
+    modes = {m: m.training for m in model.modules()}
+    try:
+        yield
+    finally:
+        for m, t in modes.items():
+            m.train(t)
 
 
 def set_seed(seed: int) -> None:

@@ -1,7 +1,7 @@
 """The small helpers every module leans on."""
 import torch
 
-from teachkit.utils import camel2snake, compose, default_device, derive_seed, listify
+from teachkit.utils import camel2snake, compose, default_device, derive_seed, keep_modes, listify, to_model_device
 
 
 def test_listify():
@@ -31,3 +31,16 @@ def test_derived_seeds_are_distinct_streams():
 
 def test_default_device_follows_cuda():
     assert default_device().type == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def test_keep_modes_restores_train_and_eval_per_module():
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Dropout())
+    model[1].eval()
+    with keep_modes(model):
+        model.train()
+    assert model[0].training and not model[1].training
+
+
+def test_to_model_device_follows_the_parameters():
+    assert to_model_device(torch.nn.Linear(2, 2).to("meta"), torch.zeros(1, 2)).device.type == "meta"
+    assert to_model_device(torch.nn.ReLU(), torch.zeros(1)).device.type == "cpu"
