@@ -12,12 +12,12 @@ import torch
 from fastprogress.fastprogress import format_time, master_bar, progress_bar
 
 from .learner import CancelFitException, Callback, TrainEvalCallback
-from .schedule import Schedule, combine_scheds, cos_1cycle_anneal, sched_cos, sched_exp, sched_lin, sched_no  # noqa: F401
+from .schedule import Schedule, sched_exp
 from .utils import default_device, listify
 
 __all__ = ["TrainEvalCallback", "AvgStats", "AvgStatsCallback", "accuracy", "Recorder", "ParamScheduler", "LRFinder",
-           "DeviceCallback", "BatchTransformXCallback", "TablePrinter", "ProgressCallback", "MixedPrecision", "hypers_of",
-           "sched_lin", "sched_cos", "sched_exp", "sched_no", "combine_scheds", "cos_1cycle_anneal"]
+           "DeviceCallback", "BatchTransformXCallback", "Throughput", "TablePrinter", "ProgressCallback", "MixedPrecision",
+           "hypers_of"]
 
 
 def accuracy(out: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
@@ -138,7 +138,7 @@ class ParamScheduler(Callback):
     def before_batch(self):
         if self.in_train:
             for f, h in zip(self.funcs, hypers_of(self.opt)):
-                h[self.pname] = f(self.n_epochs / self.n_epoch)
+                h[self.pname] = f(self.pct_train)
 
 
 class LRFinder(Callback):
@@ -191,6 +191,32 @@ class BatchTransformXCallback(Callback):
     def before_batch(self):
         if self.in_train or not self.train_only:
             self.learn.xb = self.tfm(self.xb)
+
+
+class Throughput(Callback):
+    """Time the training passes: images per second and seconds per epoch (validation included)."""
+
+    def before_fit(self):
+        self.train_time, self.n_images, self.fit_start = 0.0, 0, time.perf_counter()
+
+    def before_train(self):
+        self.start = time.perf_counter()
+
+    def after_batch(self):
+        if self.in_train:
+            self.n_images += len(self.yb)
+
+    def before_validate(self):
+        if torch.cuda.is_available():  # CUDA runs asynchronously: wait for the last batch before reading the clock
+            torch.cuda.synchronize()
+        self.train_time += time.perf_counter() - self.start
+
+    def after_fit(self):
+        self.total = time.perf_counter() - self.fit_start
+
+    @property
+    def images_per_s(self) -> float:
+        return self.n_images / max(self.train_time, 1e-9)
 
 
 class TablePrinter:

@@ -32,7 +32,12 @@ class CancelBatchException(Exception):
     """Raise in a callback to skip the rest of this batch (after_batch still runs)."""
 
 
-CancelTrainException = CancelFitException  # the course-v3 name
+def __getattr__(name: str) -> Any:
+    if name == "CancelTrainException":  # course-v3 code meets a clear message rather than a bare ImportError
+        raise AttributeError("CancelTrainException is not in teachkit: course-v3 used it to stop fit (raise "
+                             "CancelFitException), fastai v2 to skip the rest of training (raise CancelEpochException "
+                             "in a training batch: validation still runs).")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class Callback:
@@ -60,24 +65,24 @@ class Callback:
 
 
 class TrainEvalCallback(Callback):
-    """Put the model in train or eval mode and count progress (`n_epochs` is fractional)."""
+    """Put the model in train or eval mode and count progress: `n_iter` training batches, `pct_train` of training done."""
 
     def before_fit(self):
-        self.learn.n_epochs, self.learn.n_iter = 0.0, 0
+        self.learn.pct_train, self.learn.n_iter = 0.0, 0
 
     def before_train(self):
         self.model.train()
 
     def after_batch(self):
         if self.in_train:
-            self.learn.n_epochs += 1.0 / self.iters
+            self.learn.pct_train += 1.0 / (self.iters * self.n_epoch)
             self.learn.n_iter += 1
 
     def before_validate(self):
         self.model.eval()
 
     def after_epoch(self):
-        self.learn.n_epochs = float(self.epoch + 1)
+        self.learn.pct_train = (self.epoch + 1) / self.n_epoch
 
 
 def check_callback(cb: Callback) -> None:

@@ -1,4 +1,8 @@
-"""Hyper-parameter schedules: functions of `pos`, the fraction of training done (0 to 1)."""
+"""Hyper-parameter schedules: functions of `pos`, the fraction of training done (0 to 1).
+
+`ParamScheduler` calls them with `learn.pct_train`; `combine_scheds` hands each piece its own 0-to-1 `pos`.
+The recipes at the end are the ones `python -m teachkit.train` offers: one-cycle (lr and momentum) and flat-cos.
+"""
 from __future__ import annotations
 
 import math
@@ -60,3 +64,18 @@ def combine_scheds(pcts: Sequence[float], scheds: Sequence[Schedule]) -> Schedul
         actual_pos = (pos - float(edges[idx])) / width if width > 0 else 1.0
         return scheds[idx](actual_pos)
     return _inner
+
+
+def one_cycle(peak: float, start: float = 0.1, end: float = 1e-5, pct_up: float = 0.3) -> Schedule:
+    """Cosine warm-up from `peak*start` to `peak` over the first `pct_up` of training, then cosine down to `peak*end`."""
+    return combine_scheds([pct_up, 1 - pct_up], cos_1cycle_anneal(peak * start, peak, peak * end))
+
+
+def momentum_cycle(high: float = 0.95, low: float = 0.85, pct_up: float = 0.3) -> Schedule:
+    """Momentum mirrors the learning rate: lowest when the learning rate is highest."""
+    return combine_scheds([pct_up, 1 - pct_up], cos_1cycle_anneal(high, low, high))
+
+
+def flat_cos(peak: float, pct_flat: float = 0.75, end: float = 1e-5) -> Schedule:
+    """fastai2's `fit_flat_cos`: `peak` for the first `pct_flat` of training, then half a cosine down to `peak*end`."""
+    return combine_scheds([pct_flat, 1 - pct_flat], [sched_no(peak, peak), sched_cos(peak, peak * end)])

@@ -10,9 +10,9 @@ import torch
 from torch import nn
 
 from teachkit.callbacks import (AvgStatsCallback, BatchTransformXCallback, DeviceCallback, LRFinder, MixedPrecision,
-                                ParamScheduler, ProgressCallback, Recorder, accuracy, combine_scheds,
-                                cos_1cycle_anneal, sched_cos, sched_exp, sched_lin, sched_no)
+                                ParamScheduler, ProgressCallback, Recorder, accuracy)
 from teachkit.learner import Callback, Learner
+from teachkit.schedule import combine_scheds, cos_1cycle_anneal, sched_cos, sched_exp, sched_lin, sched_no
 from teachkit.toy import toy_databunch
 
 SGD = partial(torch.optim.SGD, momentum=0.9)
@@ -193,3 +193,19 @@ def test_progress_callback_gives_back_the_users_logger():
     assert rows == []  # during that fit the table went under the progress bar
     learn.fit(1)
     assert len(rows) == 2  # afterwards the user's logger gets it again: header and one epoch
+
+
+def test_throughput_counts_training_images_only():
+    from teachkit.callbacks import Throughput
+
+    learn = make_learner([Throughput()])
+    learn.fit(2)
+    assert learn.throughput.n_images == 2 * 256 and learn.throughput.images_per_s > 0
+    assert learn.throughput.total >= learn.throughput.train_time > 0
+
+
+def test_callbacks_does_not_re_export_the_schedules():
+    import teachkit.callbacks as cbs
+
+    assert not {"sched_lin", "sched_cos", "sched_no", "combine_scheds", "cos_1cycle_anneal"} & set(cbs.__all__)
+    assert not hasattr(cbs, "combine_scheds")  # one name, one home: teachkit.schedule

@@ -206,3 +206,20 @@ def test_fit_callbacks_are_removed_when_the_optimizer_fails():
     with pytest.raises(RuntimeError):
         learn.fit(1, cbs=[extra])
     assert extra not in learn.cbs and not hasattr(learn, "event_log")
+
+
+def test_pct_train_runs_from_zero_to_one_over_all_epochs():
+    seen = []
+    spy = type("Spy", (Callback,), {"before_batch": lambda self: self.in_train and seen.append(self.pct_train)})()
+    learn = make_learner([spy])
+    learn.fit(2)
+    n = len(learn.dls.train_dl)
+    assert seen[0] == 0.0 and seen[n] == pytest.approx(0.5) and seen[-1] == pytest.approx((2 * n - 1) / (2 * n))
+    assert learn.pct_train == pytest.approx(1.0) and not hasattr(learn, "n_epochs")
+
+
+def test_course_v3_cancel_train_exception_names_its_replacements():
+    import teachkit.learner as learner
+
+    with pytest.raises(AttributeError, match="raise CancelFitException.*CancelEpochException"):
+        learner.CancelTrainException

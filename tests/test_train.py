@@ -56,7 +56,7 @@ def test_the_module_runs_from_a_terminal():
 
 
 def test_a_folder_whose_name_starts_like_a_dataset_is_used_as_a_folder(tmp_path, monkeypatch):
-    from teachkit.train import get_data
+    from teachkit.pipeline import get_data
 
     monkeypatch.delenv("TEACHKIT_SMOKE", raising=False)
     folder = tmp_path / "imagenette_local"
@@ -66,7 +66,7 @@ def test_a_folder_whose_name_starts_like_a_dataset_is_used_as_a_folder(tmp_path,
 
 def test_unknown_optimizer_is_a_clear_error():
     from teachkit.toy import toy_databunch
-    from teachkit.train import build_learner
+    from teachkit.recipe import build_learner
 
     with pytest.raises(ValueError, match="Unknown optimizer 'adamw'"):
         build_learner(toy_databunch("images"), opt="adamw")
