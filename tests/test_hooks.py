@@ -66,3 +66,94 @@ def test_telemetry_plots_and_near_zero_fraction():
     assert frac[0].item() == pytest.approx((relu_out < 0.5).float().mean().item(), abs=1e-6)  # bins 0-1 span [0, 0.5)
     for fig in (plot_stats(hooks), plot_hists(hooks), plot_mins(hooks)):
         assert fig.axes
+
+
+# ---------------------------------------------------------------- one statistics function, ActivationStats
+
+from teachkit.hooks import ActivationStats, LayerStats, activation_stats  # noqa: E402
+from teachkit.learner import Callback, Learner  # noqa: E402
+from teachkit.toy import toy_databunch  # noqa: E402
+
+
+def test_activation_stats_is_mean_std_and_shares():
+    x = torch.tensor([[-1.0, 0.1, 0.2, 3.0], [0.3, 0.4, 9.0, 20.0]])
+    s = activation_stats(x, bins=4, hist_range=(0.0, 10.0))
+    assert s[0].item() == pytest.approx(x.mean().item()) and s[1].item() == pytest.approx(x.std().item())
+    assert s[2:].tolist() == pytest.approx([4 / 8, 1 / 8, 0.0, 1 / 8])  # -1 and 20 fall outside every bin
+    assert activation_stats(x, bins=0).shape == (2,)
+
+
+def blob_learner(cbs=()):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 4))
+    return Learner(model, toy_databunch("blobs", n_train=128, n_valid=64, bs=16), lr=0.1, cbs=list(cbs))
+
+
+def test_activation_stats_records_training_batches_and_comes_off():
+    act = ActivationStats()
+    learn = blob_learner([act])
+    learn.fit(2)  # 8 training batches and 2 validation batches per epoch
+    assert act.names == ["0 Linear", "2 Linear", "4 Linear"]
+    assert all(len(s.means) == len(s.stds) == len(s.hists) == 16 for s in act.stats)
+    assert all(h.shape == (40,) and 0 < h.sum() <= 1 for h in act.stats[0].hists)
+    assert n_hooks(learn.model) == 0
+    x = learn.dls.train_dl.dataset.tensors[0][:16]
+    ms, ss, _ = act.stats[0]  # unpacks like the course's (means, stds, hists)
+    assert isinstance(act.stats[0], LayerStats) and ms is act.stats[0].means and ss is act.stats[0].stds
+    with torch.no_grad():
+        learn.model(x)
+    assert len(act.stats[0].means) == 16  # nothing recorded outside fit
+
+
+def test_activation_stats_every_and_chosen_modules():
+    learn = blob_learner()
+    act = ActivationStats([learn.model[1], learn.model[3]], every=3, bins=10, hist_range=(0, 5))
+    learn.fit(1, cbs=[act])
+    assert act.names == ["1 ReLU", "3 ReLU"] and len(act.stats[1].means) == 3  # batches 0, 3, 6 of 8
+    assert act.stats[1].hists[0].shape == (10,) and min(act.stats[1].means) >= 0
+    for fig in (act.plot_stats(), act.plot_hists(), act.plot_mins()):
+        assert len([ax for ax in fig.axes if ax.get_visible()]) == 2
+    assert get_min(act.stats[0]).shape == (3,)
+    with pytest.raises(ValueError, match="every >= 1"):
+        ActivationStats(every=0)
+
+
+class InterruptAt(Callback):
+    def __init__(self, event):
+        self.event = event
+
+    def __getattribute__(self, k):
+        if k == object.__getattribute__(self, "event"):
+            def boom():
+                raise KeyboardInterrupt
+            return boom
+        return object.__getattribute__(self, k)
+
+
+@pytest.mark.parametrize("where", ["batch", "hook"])
+def test_activation_stats_hooks_come_off_on_keyboard_interrupt(where):
+    learn = blob_learner()
+    act = ActivationStats()
+    if where == "hook":  # Kernel -> Interrupt while a forward hook runs
+        def interrupt(mod, inp, out):
+            raise KeyboardInterrupt
+        learn.model[2].register_forward_hook(interrupt)
+        cbs = [act]
+    else:
+        cbs = [act, InterruptAt("after_loss")]
+    with pytest.raises(KeyboardInterrupt):
+        learn.fit(1, cbs=cbs)
+    assert len(act.hooks) == 3 and all(len(s.means) == (1 if where == "batch" else 0) for s in act.stats)
+    assert sum(len(o._forward_hooks) for o in learn.model.modules() if o is not learn.model[2]) == 0
+    assert len(learn.model[2]._forward_hooks) == (1 if where == "hook" else 0)  # only the test's own hook is left
+
+
+def test_a_hook_left_behind_takes_itself_off():
+    learn = blob_learner()
+    act = ActivationStats()
+    act.set_learner(learn)
+    act.before_fit()  # as if fit died before after_fit could run
+    act._recording = False
+    learn.model.train()
+    learn.model(torch.randn(4, 8))
+    assert n_hooks(learn.model) == 0 and all(len(s.means) == 0 for s in act.stats)
