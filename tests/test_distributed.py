@@ -1,0 +1,147 @@
+"""Data parallel on CPU: 2 gloo processes (spawned, or started by torchrun) against one process doing the same work."""
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from teachkit.callbacks import AvgStatsCallback, accuracy
+from teachkit.data import DataBunch
+from teachkit.distributed import (DistributedCallback, ShardSampler, init_on_main, main_process_first, process_group,
+                                  setup, world_size)
+from teachkit.learner import Learner
+from teachkit.optim import adam_opt, sgd_opt
+
+OPTS = {"sgd": (sgd_opt, 0.1), "adam": (adam_opt, 1e-2)}
+N_TRAIN, N_VALID, EPOCHS = 128, 51, 2  # 51: the two ranks' validation shares differ (26 and 25 items)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def toy_learner(opt: str, bs: int, cbs=()) -> tuple[Learner, list]:
+    """A small MLP (no BatchNorm: its batch statistics depend on the batch size) on fixed random data, no shuffling."""
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(N_TRAIN + N_VALID, 3, 8, 8, generator=g), torch.randint(0, 4, (N_TRAIN + N_VALID,), generator=g)
+    train, valid = TensorDataset(x[:N_TRAIN], y[:N_TRAIN]), TensorDataset(x[N_TRAIN:], y[N_TRAIN:])
+    dls = DataBunch(DataLoader(train, bs, shuffle=False), DataLoader(valid, bs * 2), c_in=3, c_out=4)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(192, 32), nn.ReLU(), nn.Linear(32, 4))
+    opt_func, lr = OPTS[opt]
+    learn = Learner(model, dls, F.cross_entropy, opt_func, lr, [AvgStatsCallback(accuracy), *cbs])
+    rows: list = []
+    learn.logger = rows.append
+    return learn, rows
+
+
+def replica(rank: int, world: int, port: int, out: str) -> None:
+    """One rank: what torchrun would set in the environment, then the same code paths as `python -m teachkit.train`."""
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    res = {}
+    with process_group(timeout_s=60) as device:
+        res["device"], res["world"] = str(device), world_size()
+        for opt in OPTS:
+            learn, rows = toy_learner(opt, bs=16, cbs=[DistributedCallback()])
+            learn.fit(EPOCHS)
+            res[opt] = dict(state=learn.model.state_dict(), rows=rows, plain=type(learn.model).__name__,
+                            valid=learn.avg_stats.valid_stats.avg_stats, count=learn.avg_stats.valid_stats.count)
+        torch.manual_seed(rank)  # different weights on every rank ...
+        lin = nn.Linear(3, 2)
+        init_on_main(lin, lambda m: nn.init.constant_(m.weight, 3.0))  # ... until rank 0's are broadcast
+        res["init_on_main"] = lin.state_dict()
+        flag = Path(out) / "written-by-rank-0"
+        with main_process_first():
+            if rank == 0:
+                time.sleep(0.5)  # rank 1 would see no file if it did not wait
+                flag.write_text("done")
+            res["saw_rank0_file"] = flag.exists()
+    torch.save(res, Path(out) / f"rank{rank}.pt")
+
+
+@pytest.fixture(scope="module")
+def two_ranks(tmp_path_factory) -> list[dict]:
+    """Run `replica` in 2 spawned processes (gloo), at most 3 minutes; their results, by rank."""
+    out = tmp_path_factory.mktemp("ddp")
+    ctx = mp.start_processes(replica, args=(2, free_port(), str(out)), nprocs=2, join=False, start_method="spawn")
+    deadline = time.monotonic() + 180
+    try:
+        while not ctx.join(timeout=5):
+            if time.monotonic() > deadline:
+                pytest.fail("the 2 spawned ranks did not finish within 3 minutes")
+    finally:
+        for p in ctx.processes:
+            if p.is_alive():
+                p.kill()
+    return [torch.load(out / f"rank{r}.pt") for r in range(2)]
+
+
+@pytest.mark.parametrize("opt", list(OPTS))
+def test_two_ranks_of_16_take_the_steps_of_one_process_of_32(two_ranks, opt):
+    learn, _ = toy_learner(opt, bs=32)
+    learn.fit(EPOCHS)  # 8 steps of 32 images
+    ref = learn.model.state_dict()
+    for r, res in enumerate(two_ranks):
+        assert res["world"] == 2 and res["device"] == "cpu"
+        assert res[opt]["plain"] == "Sequential"  # after fit the Learner holds the plain model again, not the DDP wrapper
+        for k, v in ref.items():
+            assert torch.allclose(res[opt]["state"][k], v, atol=1e-5, rtol=0), f"rank {r}, {opt}, {k}"
+
+
+@pytest.mark.parametrize("opt", list(OPTS))
+def test_every_rank_sees_the_metrics_of_the_whole_validation_set(two_ranks, opt):
+    learn, rows = toy_learner(opt, bs=32)
+    learn.fit(EPOCHS)
+    r0, r1 = two_ranks[0][opt], two_ranks[1][opt]
+    assert r0["count"] == r1["count"] == N_VALID  # each validation image counted once: no padding
+    assert r0["valid"] == r1["valid"]
+    assert r0["valid"] == pytest.approx(learn.avg_stats.valid_stats.avg_stats, abs=1e-5)
+    assert len(r0["rows"]) == len(rows) == EPOCHS + 1 and r1["rows"] == []  # the table: rank 0 only
+
+
+def test_weights_initialised_on_rank_0_reach_every_rank(two_ranks):
+    w0, w1 = two_ranks[0]["init_on_main"], two_ranks[1]["init_on_main"]
+    assert torch.equal(w0["weight"], torch.full((2, 3), 3.0))
+    for k in w0:
+        assert torch.equal(w0[k], w1[k]), k  # the bias too: rank 0's random one, not rank 1's
+
+
+def test_other_ranks_wait_for_the_local_main_process(two_ranks):
+    assert [res["saw_rank0_file"] for res in two_ranks] == [True, True]
+
+
+def test_shard_sampler_gives_every_item_once_without_padding():
+    shards = [list(ShardSampler(range(11), num_replicas=3, rank_=r)) for r in range(3)]
+    assert sorted(sum(shards, [])) == list(range(11))
+    assert [len(ShardSampler(range(11), num_replicas=3, rank_=r)) for r in range(3)] == [4, 4, 3]
+
+
+def test_callback_without_a_process_group_says_how_to_launch():
+    learn, _ = toy_learner("sgd", bs=32, cbs=[DistributedCallback()])
+    model = learn.model
+    with pytest.raises(ValueError, match="torchrun"):
+        learn.fit(1)
+    assert learn.model is model  # nothing half-wrapped left behind
+    with pytest.raises(ValueError, match="torchrun"):
+        setup()
+
+
+def test_without_torchrun_one_process_trains_as_before(monkeypatch):
+    for k in ("RANK", "LOCAL_RANK", "WORLD_SIZE"):
+        monkeypatch.delenv(k, raising=False)
+    with process_group() as device:
+        assert device.type in ("cpu", "cuda") and world_size() == 1
+        lin = init_on_main(nn.Linear(3, 2), lambda m: nn.init.zeros_(m.weight))  # rank 0 is the only rank
+    assert torch.equal(lin.weight, torch.zeros(2, 3))
