@@ -97,3 +97,145 @@ def test_lars_missing_kwargs_and_rebinding_are_caught():
 
 def test_lars_stub_is_not_written_yet():
     assert_caught(l09.check_lars_step(stub), "lars_step is not written yet")
+
+
+# ---------------------------------------------------------------- 07a: LSUV
+
+from teachkit.exercises import l07a, l08, l09b, l09c, l10  # noqa: E402
+
+
+def test_lsuv_reference_and_solution_pass():
+    assert l07a.check_lsuv_module(l07a.solution_lsuv_module).ok
+
+
+def test_lsuv_hook_left_behind_is_caught():
+    def lsuv_module(model, layer, xb, tol=1e-3, max_iter=10):
+        stats = []
+        layer.register_forward_hook(lambda m, i, o: stats.append((o.mean().item(), o.std().item())))
+        for _ in range(max_iter):
+            with torch.no_grad():
+                model(xb)
+            mean, std = stats[-1]
+            if abs(std - 1) > tol:
+                layer.weight.data /= std
+            elif abs(mean) > tol:
+                layer.bias.data -= mean
+    assert_caught(l07a.check_lsuv_module(lsuv_module), "hooks left on the model is 1", "remove your hook")
+
+
+def test_lsuv_missing_mean_shift_is_caught():
+    def lsuv_module(model, layer, xb, tol=1e-3, max_iter=10):
+        for _ in range(max_iter):
+            out = []
+            h = layer.register_forward_hook(lambda m, i, o: out.append(o.std().item()))
+            with torch.no_grad():
+                model(xb)
+            h.remove()
+            layer.weight.data /= out[0]
+    assert_caught(l07a.check_lsuv_module(lsuv_module), "mean of the layer's output", "subtract it from the layer's bias")
+
+
+def test_lsuv_every_layer_is_caught():
+    def lsuv_module(model, layer, xb, tol=1e-3, max_iter=10):
+        for m in model:
+            if isinstance(m, torch.nn.Linear):
+                l07a.solution_lsuv_module(model, m, xb)
+    assert_caught(l07a.check_lsuv_module(lsuv_module), "other parameters it changed", "only the layer it is given")
+
+
+# ---------------------------------------------------------------- 08: a labeler and a processor
+
+def test_labeler_reference_passes_and_mistakes_are_caught():
+    assert l08.check_label_from_name(l08.solution_label_from_name).ok
+    assert_caught(l08.check_label_from_name(lambda fn: str(fn).split("/")[-1].split("_")[0]),
+                  "'great', expected 'great_pyrenees'", "can contain '_'")
+    assert_caught(l08.check_label_from_name(lambda fn: fn.stem.rsplit("_", 1)[0]), "fails on a str", "Path(fn)")
+    assert_caught(l08.check_label_from_name(lambda fn: __import__("pathlib").Path(fn).stem),
+                  "'great_pyrenees_173'", "trailing '_<number>'")
+
+
+def test_processor_reference_passes_and_mistakes_are_caught():
+    assert l08.check_unk_category_processor(l08.SolutionUnkCategoryProcessor).ok
+
+    class RebuildsVocab:
+        def __call__(self, items):
+            self.vocab = ["#unk#"] + sorted(set(items))
+            return [self.vocab.index(o) for o in items]
+
+        def deproc1(self, i):
+            return self.vocab[i]
+    assert_caught(l08.check_unk_category_processor(RebuildsVocab), "the vocab is", "only the FIRST time")
+
+    class Unsorted:
+        vocab = None
+
+        def __call__(self, items):
+            if self.vocab is None:
+                self.vocab = ["#unk#"]
+                for o in items:
+                    if o not in self.vocab:
+                        self.vocab.append(o)
+            return [self.vocab.index(o) if o in self.vocab else 0 for o in items]
+
+        def deproc1(self, i):
+            return self.vocab[i]
+    assert_caught(l08.check_unk_category_processor(Unsorted), "training labels as ints", "sort the vocab")
+
+
+# ---------------------------------------------------------------- 09b: stop on a NaN loss
+
+def test_stop_on_nan_reference_passes_and_mistakes_are_caught():
+    from teachkit.learner import CancelBatchException, CancelFitException, Callback
+    assert l09b.check_stop_on_nan(l09b.SolutionStopOnNaN).ok
+
+    class TooLate(Callback):
+        def after_batch(self):
+            if self.in_train and self.loss.isnan():
+                raise CancelFitException
+    assert_caught(l09b.check_stop_on_nan(TooLate), "optimizer steps is 4, expected 3", "check in after_loss")
+
+    class EqualsNaN(Callback):
+        def after_loss(self):
+            if self.loss.item() == float("nan"):
+                raise CancelFitException
+    assert_caught(l09b.check_stop_on_nan(EqualsNaN), "training batches started is 16, expected 4", "not equal to anything")
+
+    class SkipsBatch(Callback):
+        def after_loss(self):
+            if torch.isnan(self.loss):
+                raise CancelBatchException
+    assert_caught(l09b.check_stop_on_nan(SkipsBatch), "training batches started is 16", "CancelBatchException only skips")
+
+
+# ---------------------------------------------------------------- 09c: format_time
+
+def test_format_time_reference_passes_and_mistakes_are_caught():
+    assert l09c.check_format_time(l09c.solution_format_time).ok
+    assert_caught(l09c.check_format_time(lambda t: f"{int(t) // 60}:{int(t) % 60}"), "'0:0', expected '00:00'", "two digits")
+    assert_caught(l09c.check_format_time(lambda t: f"{round(t) // 60:02d}:{round(t) % 60:02d}"),
+                  "format_time(59.9) is '01:00'", "rather than rounding")
+    assert_caught(l09c.check_format_time(lambda t: f"{int(t) // 60:02d}:{int(t) % 60:02d}"), "'60:00'", "show hours")
+
+
+# ---------------------------------------------------------------- 10: the rotation matrix
+
+def test_rotation_matrix_solution_passes_and_mistakes_are_caught():
+    import math
+    assert l10.check_rotation_matrix(l10.solution_rotation_matrix).ok
+
+    def make(c, s, aspect):
+        m = torch.eye(3).repeat(len(c), 1, 1)
+        m[:, 0, 0], m[:, 0, 1], m[:, 1, 0], m[:, 1, 1] = c, s, -s, c
+        return m
+
+    assert_caught(l10.check_rotation_matrix(lambda t, aspect=1.0: make((t * math.pi / 180).cos(), (t * math.pi / 180).sin(), 1)),
+                  "3:2 image", "aspect")
+
+    def forward(thetas, aspect=1.0):
+        r = -thetas * math.pi / 180
+        m = make(r.cos(), r.sin(), aspect)
+        m[:, 0, 1] /= aspect
+        m[:, 1, 0] *= aspect
+        return m
+    assert_caught(l10.check_rotation_matrix(forward), "matrix for 30°", "inverse map")
+    assert_caught(l10.check_rotation_matrix(lambda t, aspect=1.0: make(t.cos(), t.sin(), 1)), "matrix for 30°", "degrees")

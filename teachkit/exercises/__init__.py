@@ -157,7 +157,8 @@ class Exercise:
             diff = describe_difference(got, expected, self.rtol, self.atol)
             if diff is not None:
                 return Verdict(False, f"{case.name}: with your {self.name}, {diff}." + self._hint(got, case))
-        return Verdict(True, f"{self.name} passes all {len(self.cases)} checks: it agrees with teachkit's reference.")
+        checks = f"all {len(self.cases)} checks" if len(self.cases) > 1 else "the check"
+        return Verdict(True, f"{self.name} passes {checks}: it agrees with teachkit's reference.")
 
     def _hint(self, got: Observation, case: Case) -> str:
         """The hint of the first typical mistake whose observations equal the learner's, or a generic nudge."""
