@@ -9,9 +9,10 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 import torch
-from fastprogress.fastprogress import format_time, master_bar, progress_bar
+from fastprogress.fastprogress import format_time
 
 from .learner import CancelFitException, Callback, TrainEvalCallback
+from .progress import aligned_row, master_bar, progress_bar
 from .schedule import Schedule, sched_exp
 from .utils import default_device, listify
 
@@ -225,22 +226,18 @@ class TablePrinter:
     def __call__(self, row: list[str]) -> None:
         if not hasattr(self, "widths"):
             self.widths = [max(len(c), 8) for c in row]
-        print("  ".join(c.ljust(w) for c, w in zip(row, self.widths)), flush=True)
+        print(aligned_row(row, self.widths), flush=True)
 
 
 class ProgressCallback(Callback):
-    """fastprogress bars for epochs and batches; the stats table is written under them."""
+    """Progress bars for epochs and batches (teachkit.progress: plain lines in a log); the stats table goes under them."""
 
     order = -1
 
     def before_fit(self):
-        self.mbar = master_bar(range(self.n_epoch))
+        self.mbar, self.pb = master_bar(range(self.n_epoch)), None
         self.mbar.on_iter_begin()
         self.old_logger, self.learn.logger = self.logger, partial(self.mbar.write, table=True)
-
-    def after_fit(self):
-        self.mbar.on_iter_end()
-        self.learn.logger = self.old_logger
 
     def after_batch(self):
         self.pb.update(self.iter + 1)
@@ -252,9 +249,27 @@ class ProgressCallback(Callback):
         self.set_pb(self.dls.valid_dl)
 
     def set_pb(self, dl) -> None:
+        self.close_pb()
         self.pb = progress_bar(dl, parent=self.mbar, leave=False)
         self.pb.update(0)
         self.mbar.update(self.epoch)
+
+    def after_fit(self):
+        """Runs on every exit of fit (Ctrl-C included): close the bars, give the logger back."""
+        mbar = self.__dict__.pop("mbar", None)
+        if mbar is None:  # fit failed before this callback's before_fit
+            return
+        try:
+            self.close_pb()
+            mbar.on_iter_end()
+        finally:
+            self.learn.logger = self.old_logger
+
+    def close_pb(self) -> None:
+        """A batch bar left unfinished (cancelled or interrupted) is marked as stopped, not left drawn half-way."""
+        if self.pb is not None and getattr(self.pb, "last_v", None) is not None and not getattr(self.pb, "finished", False):
+            self.pb.on_interrupt()
+        self.pb = None
 
 
 class MixedPrecision(Callback):

@@ -23,8 +23,9 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-from fastprogress.fastprogress import progress_bar
 from PIL import Image, ImageDraw
+
+from .progress import progress_bar
 
 __all__ = ["URLs", "IMAGENETTE_CLASSES", "DownloadError", "CorruptArchiveError", "data_dir", "valid_folder_name",
            "download_url", "untar_data", "make_imagenette_like", "is_synthetic", "imagenette"]
@@ -118,7 +119,7 @@ def download_url(url: str, dest: str | os.PathLike, timeout: float = 30, chunk_s
         with os.fdopen(fd, "wb") as f, urllib.request.urlopen(urllib.request.Request(
                 url, headers={"User-Agent": "teachkit"}), timeout=timeout) as r:
             total, got = int(r.headers.get("Content-Length") or 0), 0
-            pbar = progress_bar(range(total), leave=False) if show_progress and total else None
+            pbar = progress_bar(range(total), leave=False, comment=f"downloading {dest.name}") if show_progress and total else None
             if pbar is not None:
                 pbar.update(0)
             while chunk := r.read(chunk_size):

@@ -17,11 +17,11 @@ from functools import partial
 from typing import Any, NamedTuple
 
 import torch
-from fastprogress.fastprogress import progress_bar
 from torch import nn
 
 from .hooks import Hook, Hooks, find_modules, is_lin_layer
 from .models import ConvLayer
+from .progress import progress_bar
 from .utils import keep_modes, listify, to_model_device
 
 __all__ = ["LSUVWarning", "LSUVResult", "LSUVRow", "LSUVReport", "LSUVStep", "LayerStats", "lsuv_modules",
@@ -227,7 +227,7 @@ def lsuv_init(model: nn.Module, xb: torch.Tensor, modules: Sequence[nn.Module] |
     _check_args(tol, max_iter)
     mods = _modules(model, modules)
     rows = LSUVReport()
-    for i, m in enumerate(progress_bar(mods, leave=False) if progress else mods):
+    for i, m in enumerate(progress_bar(mods, leave=False, comment="LSUV") if progress else mods):
         rows.append(LSUVRow(i, _name(model, m), *lsuv_module(model, m, xb, tol, max_iter)))
     return rows
 

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .utils import camel2snake, listify
+from .utils import camel2snake, listify, restore_modes, train_modes
 
 EVENTS = ("before_fit", "before_epoch", "before_train", "before_batch", "after_pred", "after_loss",
           "after_backward", "after_step", "after_batch", "before_validate", "after_epoch", "after_fit",
@@ -179,13 +179,17 @@ class Learner:
             self("after_cancel_epoch")
 
     def fit(self, n_epoch: int, cbs: Iterable[Callback] | None = None, reset_opt: bool = False) -> None:
-        """Train for `n_epoch` epochs, validating after each; `cbs` are added for this call only."""
+        """Train for `n_epoch` epochs, validating after each; `cbs` are added for this call only.
+
+        However fit ends (done, cancelled, an error, Ctrl-C), every callback's `after_fit` runs and `cbs` are removed.
+        """
         if n_epoch < 1:
             raise ValueError(f"n_epoch must be a positive number of epochs, got {n_epoch}.")
         cbs = listify(cbs)
         if reset_opt or self.opt is None:
             self.opt = self.opt_func(self.splitter(self.model), lr=self.lr)
         self.add_cbs(cbs)
+        modes = train_modes(self.model)
         try:
             self.n_epoch, self.loss = n_epoch, torch.tensor(0.0)
             self("before_fit")
@@ -201,8 +205,31 @@ class Learner:
                 self("after_epoch")
         except CancelFitException:
             self("after_cancel_fit")
+        except BaseException:
+            self.undo_unfinished_batch(modes)
+            raise
         finally:
-            try:
-                self("after_fit")
-            finally:
-                self.remove_cbs(cbs)
+            self.end_fit(cbs)
+
+    # ------------------------------------------------------------------ guard rails: cleaning up after any exit
+
+    def undo_unfinished_batch(self, modes: dict[nn.Module, bool]) -> None:
+        """After an error or Ctrl-C: the model's train/eval modes as before fit, no gradient left for the next step."""
+        restore_modes(modes)
+        self.in_train = False
+        if self.opt is not None:
+            self.opt.zero_grad()
+
+    def end_fit(self, cbs: list[Callback]) -> None:
+        """`after_fit` on every callback even if one fails (its error is raised after the others ran), drop `cbs`."""
+        try:
+            first_error = None
+            for cb in sorted(self.cbs, key=lambda c: c.order):
+                try:
+                    cb("after_fit")
+                except BaseException as e:  # noqa: B036 (a second Ctrl-C waits until every callback cleaned up)
+                    first_error = first_error or e
+            if first_error is not None:
+                raise first_error
+        finally:
+            self.remove_cbs(cbs)

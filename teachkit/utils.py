@@ -47,15 +47,25 @@ def to_model_device(model: torch.nn.Module, xb: torch.Tensor) -> torch.Tensor:
     return xb if p is None else xb.to(p.device)
 
 
+def train_modes(model: torch.nn.Module) -> dict[torch.nn.Module, bool]:
+    """Every submodule's train/eval mode (True = training), to give back later with `restore_modes`."""
+    return {m: m.training for m in model.modules()}
+
+
+def restore_modes(modes: dict[torch.nn.Module, bool]) -> None:
+    """Put each submodule back in the train/eval mode `train_modes` recorded."""
+    for m, t in modes.items():
+        m.train(t)
+
+
 @contextmanager
 def keep_modes(model: torch.nn.Module) -> Iterator[None]:
     """Give back every submodule's train/eval mode on exit, whatever the block switched."""
-    modes = {m: m.training for m in model.modules()}
+    modes = train_modes(model)
     try:
         yield
     finally:
-        for m, t in modes.items():
-            m.train(t)
+        restore_modes(modes)
 
 
 def set_seed(seed: int) -> None:
