@@ -223,3 +223,91 @@ def test_course_v3_cancel_train_exception_names_its_replacements():
 
     with pytest.raises(AttributeError, match="raise CancelFitException.*CancelEpochException"):
         learner.CancelTrainException
+
+
+class HookAll(Callback):
+    """Attach a forward hook to every Linear layer for the fit and remove them in after_fit (as ActivationStats does)."""
+
+    def before_fit(self):
+        self.handles = [m.register_forward_hook(lambda *a: None) for m in self.model if isinstance(m, nn.Linear)]
+
+    def after_fit(self):
+        for h in self.handles:
+            h.remove()
+
+
+class CtrlC(Callback):
+    """Raise KeyboardInterrupt, as Kernel -> Interrupt does, in the middle of training batch `at` (gradients computed)."""
+
+    def __init__(self, at=3):
+        self.at = at
+
+    def after_backward(self):
+        if self.in_train and self.n_iter == self.at:
+            raise KeyboardInterrupt
+
+
+def n_hooks(model):
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
+
+
+def test_ctrl_c_inside_a_batch_leaves_the_learner_clean_and_usable():
+    from teachkit.callbacks import ProgressCallback
+
+    stats, progress = AvgStatsCallback(accuracy), ProgressCallback()
+    learn = make_learner([stats, progress])
+    learn.model[2].eval()  # a mixed train/eval state, to be given back as it was
+    modes = [m.training for m in learn.model.modules()]
+    user_logger = learn.logger
+    hook, ctrl_c = HookAll(), CtrlC(at=3)
+    with pytest.raises(KeyboardInterrupt):
+        learn.fit(2, cbs=[hook, ctrl_c])
+    assert n_hooks(learn.model) == 0 and len(hook.handles) == 2  # the hooks were attached, then removed
+    assert [m.training for m in learn.model.modules()] == modes
+    assert progress.pb is None and "mbar" not in vars(progress) and learn.logger is user_logger  # bars closed
+    assert ctrl_c not in learn.cbs and hook not in learn.cbs and not hasattr(learn, "ctrl_c")
+    assert all(p.grad is None or not p.grad.any() for p in learn.model.parameters())  # no half-done step waiting
+    learn.model.train()
+    learn.fit(2)  # usable again
+    assert stats.valid_stats.avg_stats[1] > 0.85
+
+
+def test_ctrl_c_inside_a_forward_hook_is_cleaned_up_too():
+    class HookThatInterrupts(Callback):
+        def before_fit(self):
+            def hook(mod, inp, out):
+                if self.in_train and self.n_iter == 2:
+                    raise KeyboardInterrupt
+            self.handle = self.model[0].register_forward_hook(hook)
+
+        def after_fit(self):
+            self.handle.remove()
+
+    log = EventLog()
+    learn = make_learner([log])
+    with pytest.raises(KeyboardInterrupt):
+        learn.fit(1, cbs=[HookThatInterrupts()])
+    assert n_hooks(learn.model) == 0 and log.log[-2:] == ["after_batch", "after_fit"]
+    assert not learn.in_train
+
+
+def test_every_after_fit_runs_even_when_one_fails():
+    class BrokenCleanup(Callback):
+        order = -10
+
+        def after_fit(self):
+            raise RuntimeError("cleanup failed")
+
+    hook = HookAll()
+    learn = make_learner([BrokenCleanup(), hook])
+    with pytest.raises(RuntimeError, match="cleanup failed"):
+        learn.fit(1)
+    assert n_hooks(learn.model) == 0  # HookAll (later in order) still removed its hooks
+
+
+def test_after_fit_sees_the_interrupt_as_context_not_a_new_error():
+    ran = []
+    learn = make_learner([type("Ran", (Callback,), {"after_fit": lambda self: ran.append(True)})()])
+    with pytest.raises(KeyboardInterrupt):
+        learn.fit(1, cbs=[CtrlC(at=0)])
+    assert ran == [True]
