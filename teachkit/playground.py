@@ -30,6 +30,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from .optim import Optimizer, adam_opt, lamb_opt, sgd_mom_opt, sgd_opt
+from .optim_hypers import HYPER_RULES
 from .surfaces import Surface, get_surface
 from .utils import listify
 
@@ -50,14 +51,8 @@ COLORS = {"sgd": "tab:blue", "momentum": "tab:orange", "adam": "tab:green", "lam
 """One colour per optimizer, the same in both plots."""
 
 RULES: dict[str, tuple[Callable[[float], bool], str]] = {
-    "lr": (lambda v: v > 0, "> 0"),
-    "mom": (lambda v: 0 <= v < 1, "in [0, 1)"),
-    "beta1": (lambda v: 0 <= v < 1, "in [0, 1)"),
-    "beta2": (lambda v: 0 <= v < 1, "in [0, 1)"),
-    "eps": (lambda v: v > 0, "> 0"),
-    "wd": (lambda v: v >= 0, ">= 0"),
-}
-"""The valid range of each numeric setting."""
+    setting: HYPER_RULES[hyper] for names in HYPERS.values() for hyper, setting in names.items()}
+"""The valid range of each numeric setting: that of the hyper-parameter it feeds (one table, in teachkit.optim_hypers)."""
 
 
 # ---------------------------------------------------------------- running the optimizers
