@@ -34,7 +34,7 @@ from .utils import default_device
 
 __all__ = ["launched_by_torchrun", "local_device", "backend_for", "rank", "local_rank", "world_size", "is_main",
            "setup", "cleanup", "process_group", "main_process_first", "broadcast_module", "init_on_main",
-           "ShardSampler", "distributed_dl", "reduce_stats", "gather_metrics", "DistributedCallback"]
+           "ShardSampler", "distributed_dl", "distributed_dls", "reduce_stats", "gather_metrics", "DistributedCallback"]
 
 
 # ------------------------------------------------------------------------------ who am I, and the process group
@@ -182,6 +182,11 @@ def distributed_dl(dl: DataLoader, train: bool, seed: int = 0) -> DataLoader:
                       persistent_workers=dl.persistent_workers if dl.num_workers > 0 else False)
 
 
+def distributed_dls(dls: DataBunch, seed: int = 0) -> DataBunch:
+    """`dls` with each DataLoader reading only this rank's share (`distributed_dl`)."""
+    return DataBunch(distributed_dl(dls.train_dl, True, seed), distributed_dl(dls.valid_dl, False), dls.c_in, dls.c_out)
+
+
 # ------------------------------------------------------------------------------------------ the same numbers
 
 def reduce_stats(stats: AvgStats, device: torch.device | None = None) -> None:
@@ -226,8 +231,7 @@ class DistributedCallback(Callback):
                              "teachkit.distributed.setup() (or use `with process_group():`) before fit.")
         device = self.device or local_device()
         self.plain = self.model, self.dls, self.logger  # what after_fit gives back
-        self.learn.dls = DataBunch(distributed_dl(self.dls.train_dl, True, self.seed),
-                                   distributed_dl(self.dls.valid_dl, False), self.dls.c_in, self.dls.c_out)
+        self.learn.dls = distributed_dls(self.dls, self.seed)
         self.ddp = DDP(self.model.to(device), device_ids=[device.index] if device.type == "cuda" else None)
         self.learn.model = self.ddp
         if not is_main():

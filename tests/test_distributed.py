@@ -145,3 +145,17 @@ def test_without_torchrun_one_process_trains_as_before(monkeypatch):
         assert device.type in ("cpu", "cuda") and world_size() == 1
         lin = init_on_main(nn.Linear(3, 2), lambda m: nn.init.zeros_(m.weight))  # rank 0 is the only rank
     assert torch.equal(lin.weight, torch.zeros(2, 3))
+
+
+def test_torchrun_smoke_run_prints_once_and_every_rank_agrees(tmp_path):
+    """`python -m torch.distributed.run --nproc_per_node=2 -m teachkit.train`, output to a pipe, data generated fresh."""
+    env = {**os.environ, "TEACHKIT_SMOKE": "1", "TEACHKIT_DATA": str(tmp_path), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "teachkit.train"]
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, cwd=Path(__file__).parent.parent)
+    out = res.stdout
+    assert res.returncode == 0, res.stderr[-4000:]
+    assert out.count("Data parallel: 2 processes (gloo), batch size 32 per process, 64 images per step.") == 1
+    assert out.count("train_loss") == 1 and out.count("Final: valid accuracy") == 1  # the header and metrics once
+    assert len([l for l in out.splitlines() if l.split()[:1] in (["0"], ["1"])]) == 2  # one table row per epoch
+    assert "All 2 ranks agree on these metrics." in out
+    assert "█" not in out and "\r" not in out  # a pipe gets plain lines, no bar redraws
