@@ -17,7 +17,7 @@ from .schedule import Schedule, sched_exp
 from .utils import default_device, listify
 
 __all__ = ["TrainEvalCallback", "AvgStats", "AvgStatsCallback", "accuracy", "Recorder", "ParamScheduler", "LRFinder",
-           "DeviceCallback", "BatchTransformXCallback", "Throughput", "TablePrinter", "ProgressCallback", "MixedPrecision",
+           "DeviceCallback", "BatchTransformXCallback", "Throughput", "TablePrinter", "ProgressCallback",
            "hypers_of"]
 
 
@@ -271,26 +271,3 @@ class ProgressCallback(Callback):
             self.pb.on_interrupt()
         self.pb = None
 
-
-class MixedPrecision(Callback):
-    """Run forward pass and loss under `torch.autocast` in bfloat16 (no loss scaling needed)."""
-
-    order = 10
-
-    def __init__(self, dtype: torch.dtype = torch.bfloat16):
-        self.dtype = dtype
-
-    def before_batch(self):
-        self.autocast = torch.autocast(device_type=self.xb.device.type, dtype=self.dtype)
-        self.autocast.__enter__()
-
-    def after_loss(self):
-        self.leave_autocast()  # backward runs outside autocast, as PyTorch recommends
-
-    def after_batch(self):
-        self.leave_autocast()  # a cancelled or failed batch never reached after_loss
-
-    def leave_autocast(self) -> None:
-        if getattr(self, "autocast", None) is not None:
-            self.autocast.__exit__(None, None, None)
-            self.autocast = None
