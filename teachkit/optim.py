@@ -73,15 +73,15 @@ class Optimizer:
 
     def __init__(self, params: Params, steppers: Stepper | Sequence[Stepper], foreach: bool = False, **defaults: float):
         self.steppers = list(listify(steppers))  # a copy: the caller's list stays theirs
-        known = {"lr"} | {k for f in self.steppers for k in get_defaults(f)}
-        defaults = {**{k: v for f in self.steppers for k, v in get_defaults(f).items()}, **defaults}
+        declared = {k: v for f in self.steppers for k, v in get_defaults(f).items()}
         self.param_groups, extras = split_groups(params)
-        self.hypers = [Hypers({**defaults, **x}, known, f"param group {i}") for i, x in enumerate(extras)]
+        self.hypers = [Hypers({**declared, **defaults, **x}, {"lr", *declared}, f"param group {i}")
+                       for i, x in enumerate(extras)]
         self.foreach, self.state = foreach, {}
 
     @torch.no_grad()
     def step(self) -> None:
-        """Update every parameter that has a gradient; the update itself is not recorded by autograd."""
+        """Each stepper, in order, on each parameter with a gradient; what a stepper returns joins that parameter's state."""
         if self.foreach:
             from .optim_foreach import foreach_step  # the fast path lives apart
             return foreach_step(self)
