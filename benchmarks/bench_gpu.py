@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from teachkit.callbacks import AvgStatsCallback, BatchTransformXCallback, DeviceCallback, accuracy
 from teachkit.data import norm_imagenette
 from teachkit.databunch import DataBunch, default_num_workers
-from teachkit.datasets import is_synthetic
+from teachkit.lookalike import is_synthetic
 from teachkit.learner import Callback, Learner
 from teachkit.models import conv_layer, get_cnn_model, init_cnn
 from teachkit.optim import adam_opt

@@ -89,7 +89,8 @@ def setup(backend: str | None = None, timeout_s: float = 600.0) -> torch.device:
             raise ValueError(f"LOCAL_RANK={device.index} but this machine has {torch.cuda.device_count()} GPU(s): "
                              "pass --nproc_per_node at most the number of GPUs.")
         torch.cuda.set_device(device)
-    dist.init_process_group(backend or backend_for(device), timeout=timedelta(seconds=timeout_s))
+    dist.init_process_group(backend or backend_for(device), timeout=timedelta(seconds=timeout_s),
+                            device_id=device if device.type == "cuda" else None)  # NCCL: bind this rank to its GPU
     return device
 
 

@@ -31,8 +31,9 @@ from .data import (CategoryProcessor, ImageList, LabeledData, SplitData, grandpa
                    parent_labeler)
 from .databunch import DataBunch, default_num_workers
 from .distributed import distributed_dl
-from .datasets import URLs, data_dir, imagenette, make_imagenette_like, smoke_mode, untar_data, valid_folder_name
+from .datasets import URLs, data_dir, imagenette, smoke_mode, untar_data, valid_folder_name
 from .learner import Callback
+from .lookalike import make_imagenette_like
 from .transforms import make_rgb, to_byte_tensor, to_float_tensor
 from .utils import default_device
 
