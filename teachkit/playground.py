@@ -16,7 +16,6 @@ whose loss is not finite; its trajectory stops at the last good point, so nothin
 """
 from __future__ import annotations
 
-import io
 import math
 import numbers
 from collections.abc import Callable, Sequence
@@ -24,19 +23,18 @@ from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 import torch
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import LogNorm
-from matplotlib.figure import Figure
-from PIL import Image
+from matplotlib.lines import Line2D
 
 from .optim import Optimizer, adam_opt, lamb_opt, sgd_mom_opt, sgd_opt
 from .optim_hypers import HYPER_RULES
+from .render import Blit, canvas_png, fixed_figure
 from .surfaces import Surface, get_surface
 from .utils import listify
 
-__all__ = ["OPTIMIZERS", "HYPERS", "COLORS", "Trajectory", "run_optimizers", "OptimizerPlayground", "PlaygroundPlot"]
+__all__ = ["RACERS", "HYPERS", "COLORS", "Trajectory", "run_optimizers", "OptimizerPlayground", "PlaygroundPlot"]
 
-OPTIMIZERS: dict[str, Callable[..., Optimizer]] = {"sgd": sgd_opt, "momentum": sgd_mom_opt, "adam": adam_opt, "lamb": lamb_opt}
+RACERS: dict[str, Callable[..., Optimizer]] = {"sgd": sgd_opt, "momentum": sgd_mom_opt, "adam": adam_opt, "lamb": lamb_opt}
 """The optimizers the playground can race, by name: teachkit's own factories."""
 
 HYPERS: dict[str, dict[str, str]] = {
@@ -94,7 +92,7 @@ def run_optimizers(surface: Surface | str, hypers: dict[str, dict], start: Seque
     if not hypers:
         return {}
     ps = [torch.tensor(start, dtype=torch.float64) for _ in hypers]
-    opts = [OPTIMIZERS[name]([p], **h) for p, (name, h) in zip(ps, hypers.items())]
+    opts = [RACERS[name]([p], **h) for p, (name, h) in zip(ps, hypers.items())]
     gen = torch.Generator().manual_seed(seed)
     path = []
     for _ in range(steps):
@@ -125,8 +123,8 @@ def check_optimizers(names: Sequence[str]) -> tuple[str, ...]:
     """The names as a tuple, or a ValueError naming the unknown one and the choices."""
     names = tuple(listify(names))
     for n in names:
-        if n not in OPTIMIZERS:
-            raise ValueError(f"Unknown optimizer {n!r}; choose from {list(OPTIMIZERS)}.")
+        if n not in RACERS:
+            raise ValueError(f"Unknown optimizer {n!r}; choose from {list(RACERS)}.")
     if len(set(names)) != len(names):
         raise ValueError(f"optimizers lists a name twice: {names}; give each optimizer once.")
     return names
@@ -164,7 +162,7 @@ class OptimizerPlayground:
     start: tuple[float, float] | None = None
     seed: int = 0
     _cache: tuple = field(default=(None, None), init=False, repr=False)
-    plot: PlaygroundPlot | None = field(default=None, init=False, repr=False)
+    _plots: dict = field(default_factory=dict, init=False, repr=False)  # {surface: its PlaygroundPlot}
 
     def __post_init__(self):
         self.check()
@@ -217,87 +215,110 @@ class OptimizerPlayground:
         key, trajs = self._cache
         return trajs if key == self.settings() else self.run()
 
+    def plot_for(self, surface: Surface) -> PlaygroundPlot:
+        """The picture of `surface`, made the first time it is needed and kept: its contours are drawn only once."""
+        if surface not in self._plots:
+            self._plots[surface] = PlaygroundPlot(surface)
+        return self._plots[surface]
+
+    @property
+    def plot(self) -> PlaygroundPlot:
+        """The picture of the current surface."""
+        return self.plot_for(self.surface)
+
+    def prepare(self, surfaces: Sequence[Surface | str]) -> None:
+        """Draw the backgrounds of `surfaces` now (for the current optimizers and steps), so that switching to one
+        later costs a run and a blit, not a full redraw."""
+        for s in surfaces:
+            self.plot_for(get_surface(s)).prepare(self.optimizers, self.steps)
+
     def render(self) -> bytes:
         """PNG of the contour plot with every trajectory, and of loss against step."""
-        if self.plot is None:
-            self.plot = PlaygroundPlot()
-        return self.plot.render(self.surface, self.start, self.trajectories, self.steps)
+        return self.plot.render(self.start, self.trajectories, self.steps)
 
 
 # ---------------------------------------------------------------- drawing
 
 class PlaygroundPlot:
-    """A persistent figure that redraws fast: the static part is drawn once per scene and blitted.
+    """The picture of one surface: its contours with every path (left), loss against step (right).
 
-    The scene (surface, which optimizers, how many steps) changes rarely: its contours, legend and loss axes are
-    drawn once and kept as a background. At each render only the paths, start and loss curves are drawn over a
-    copy of it. The loss axes keep fixed limits for the scene, so they stay put while a slider moves.
+    Each half is a persistent figure whose still part is kept as pixels (`teachkit.render.Blit`): the contours
+    are drawn once, since this plot's surface never changes; the loss axes and legend once per (steps,
+    optimizers). At each render only the paths, start, notes and loss curves are drawn, over a copy.
     """
 
-    def __init__(self, width: float = 10.0, height: float = 4.2, dpi: int = 90):
-        self.fig = Figure(figsize=(width, height), dpi=dpi)  # fixed margins: blitting needs a fixed layout
-        FigureCanvasAgg(self.fig)
-        self.fig.subplots_adjust(left=0.065, right=0.985, bottom=0.13, top=0.84, wspace=0.2)
-        self.ax, self.loss_ax = self.fig.subplots(1, 2, width_ratios=[1.15, 1])
-        self.scene = None
-
-    def set_scene(self, surface: Surface, names: Sequence[str], steps: int) -> None:
-        """Draw the static part (contours, loss axes, legend), make the moving artists, and keep the background."""
-        ax, lax = self.ax, self.loss_ax
-        ax.clear()
-        lax.clear()
-        for legend in self.fig.legends:
-            legend.remove()
+    def __init__(self, surface: Surface, width: float = 10.0, height: float = 4.2, dpi: int = 90):
+        left = width * 1.15 / 2.15
+        self.surface = surface
+        self.contour = Blit(fixed_figure(left, height, dpi, left=0.12, right=0.97, bottom=0.13, top=0.84))
+        self.loss = Blit(fixed_figure(width - left, height, dpi, left=0.15, right=0.97, bottom=0.13, top=0.75))
+        self.ax, self.loss_ax = self.contour.fig.subplots(), self.loss.fig.subplots()
         grid = [t.numpy() for t in surface.grid(150)]
-        minimum = draw_contours(ax, surface, *grid)
-        draw_loss_axes(lax, grid[2], steps)
-        moving = dict(animated=True)  # left out of canvas.draw(): drawn by `render` over the background
-        self.notes = {n: ax.text(0.02, 0.03 + 0.075 * i, "", transform=ax.transAxes, color=COLORS[n], fontsize=10,
+        self.minimum = draw_contours(self.ax, surface, *grid)
+        draw_loss_axes(self.loss_ax, grid[2], steps=1)  # its x limit is set per scene
+        self.start_dot = self.ax.plot([], [], "o", color="white", mec="black", ms=9, animated=True)[0]
+        self.names, self.moving = None, []
+
+    def make_moving_artists(self, names: tuple[str, ...]) -> None:
+        """A note, path, end, cross and loss curve per optimizer of `names` (replacing the last ones): drawn at
+        each render over the background, never by a full redraw (`animated`)."""
+        for artist in self.moving:
+            artist.remove()
+        ax, lax, moving, c = self.ax, self.loss_ax, dict(animated=True), COLORS
+        self.notes = {n: ax.text(0.02, 0.03 + 0.075 * i, "", transform=ax.transAxes, color=c[n], fontsize=10,
                                  fontweight="bold", bbox=dict(fc="white", ec="none", alpha=0.7, pad=1.5), **moving)
                       for i, n in enumerate(names)}
-        self.paths = {n: ax.plot([], [], "-o", color=COLORS[n], lw=1.5, ms=2.5, label=n, **moving)[0] for n in names}
-        self.ends = {n: ax.plot([], [], "o", color=COLORS[n], ms=7, mec="white", **moving)[0] for n in names}
-        self.crosses = {n: ax.plot([], [], "X", color=COLORS[n], ms=11, mec="black", clip_on=False, **moving)[0]
+        self.paths = {n: ax.plot([], [], "-o", color=c[n], lw=1.5, ms=2.5, **moving)[0] for n in names}
+        self.ends = {n: ax.plot([], [], "o", color=c[n], ms=7, mec="white", **moving)[0] for n in names}
+        self.crosses = {n: ax.plot([], [], "X", color=c[n], ms=11, mec="black", clip_on=False, **moving)[0]
                         for n in names}
-        self.start_dot = ax.plot([], [], "o", color="white", mec="black", ms=9, label="start", **moving)[0]
-        self.losses = {n: lax.plot([], [], color=COLORS[n], lw=1.5, **moving)[0] for n in names}
-        self.loss_ends = {n: lax.plot([], [], "X", color=COLORS[n], ms=9, mec="black", **moving)[0] for n in names}
-        handles = [*self.paths.values(), self.start_dot, *minimum]
-        self.fig.legend(handles=handles, loc="upper center", ncols=len(handles), frameon=False, fontsize=11)
-        self.fig.canvas.draw()
-        self.background = self.fig.canvas.copy_from_bbox(self.fig.bbox)
-        self.scene = (surface, tuple(names), steps)
+        self.losses = {n: lax.plot([], [], color=c[n], lw=1.5, **moving)[0] for n in names}
+        self.loss_ends = {n: lax.plot([], [], "X", color=c[n], ms=9, mec="black", **moving)[0] for n in names}
+        self.moving = [a for d in (self.notes, self.paths, self.ends, self.crosses, self.losses, self.loss_ends)
+                       for a in d.values()]
+        self.names = names
 
-    def render(self, surface: Surface, start: Sequence[float], trajs: dict[str, Trajectory], steps: int) -> bytes:
-        """PNG bytes of the trajectories over the (cached) contours, and of their losses against step."""
-        if self.scene != (surface, tuple(trajs), steps):
-            self.set_scene(surface, list(trajs), steps)
-        self.fig.canvas.restore_region(self.background)
-        for n, t in trajs.items():  # notes first: paths are drawn over them, never hidden
-            self.notes[n].set_text(f"{n}: diverged at step {t.diverged_at}" if t.diverged_at is not None else "")
-            self.ax.draw_artist(self.notes[n])
+    def set_loss_scene(self, names: Sequence[str], steps: int) -> None:
+        """The loss axes for `steps` steps, and the legend of the optimizers `names`, the start and the minimum."""
+        self.loss_ax.set_xlim(0, steps)
+        for legend in self.loss.fig.legends:
+            legend.remove()
+        handles = [Line2D([], [], marker="o", ms=4, color=COLORS[n], label=n) for n in names]
+        handles.append(Line2D([], [], ls="", marker="o", color="white", mec="black", ms=9, label="start"))
+        handles += [Line2D([], [], ls="", marker="*", color="gold", mec="black", ms=15, label="minimum")] * bool(self.minimum)
+        self.loss.fig.legend(handles=handles, loc="upper center", ncols=3, frameon=False, fontsize=10)
+
+    def prepare(self, names: Sequence[str], steps: int) -> None:
+        """Draw and keep both backgrounds now, so that the first render of this surface is as fast as the next."""
+        self.contour.draw(None, lambda: None, [])
+        self.loss.draw((tuple(names), steps), lambda: self.set_loss_scene(names, steps), [])
+
+    def render(self, start: Sequence[float], trajs: dict[str, Trajectory], steps: int) -> bytes:
+        """PNG bytes of the trajectories over the (kept) contours, beside their losses against step."""
+        names = tuple(trajs)
+        if names != self.names:
+            self.make_moving_artists(names)
         for n, t in trajs.items():
-            self.draw_path(n, t, surface)
-            self.draw_loss(n, t)
+            self.set_path(n, t)
+            self.notes[n].set_text(f"{n}: diverged at step {t.diverged_at}" if t.diverged_at is not None else "")
         self.start_dot.set_data([start[0]], [start[1]])
-        self.ax.draw_artist(self.start_dot)
-        return canvas_png(self.fig.canvas)
+        on_contours = [*(self.notes[n] for n in names), *(a[n] for a in (self.paths, self.ends, self.crosses)
+                                                          for n in names), self.start_dot]  # notes under paths
+        self.contour.draw(None, lambda: None, on_contours)
+        self.loss.draw((names, steps), lambda: self.set_loss_scene(names, steps),
+                       [a[n] for a in (self.losses, self.loss_ends) for n in names])
+        return canvas_png(self.contour.fig, self.loss.fig)
 
-    def draw_path(self, name: str, t: Trajectory, surface: Surface) -> None:
-        """One optimizer's path and end point, and for a diverged run a cross where it left (at the plot's edge)."""
+    def set_path(self, name: str, t: Trajectory) -> None:
+        """One optimizer's path, end point and loss curve; for a diverged run, crosses where it left the plot (at
+        its edge) and at its last loss."""
+        s, diverged = self.surface, t.diverged_at is not None
         self.paths[name].set_data(t.points[:, 0], t.points[:, 1])
         self.ends[name].set_data(t.points[-1:, 0], t.points[-1:, 1])
-        end = np.clip(t.points[-1], [surface.xlim[0], surface.ylim[0]], [surface.xlim[1], surface.ylim[1]])
-        self.crosses[name].set_data(*(([end[0]], [end[1]]) if t.diverged_at is not None else ([], [])))
-        for artist in (self.paths[name], self.ends[name], self.crosses[name]):
-            self.ax.draw_artist(artist)
-
-    def draw_loss(self, name: str, t: Trajectory) -> None:
-        """One optimizer's loss against step, with a cross at the last step of a diverged run."""
+        end = np.clip(t.points[-1], [s.xlim[0], s.ylim[0]], [s.xlim[1], s.ylim[1]])
+        self.crosses[name].set_data(*(([end[0]], [end[1]]) if diverged else ([], [])))
         self.losses[name].set_data(np.arange(len(t.losses)), t.losses)
-        self.loss_ends[name].set_data(*(([len(t.losses) - 1], [t.losses[-1]]) if t.diverged_at is not None else ([], [])))
-        self.loss_ax.draw_artist(self.losses[name])
-        self.loss_ax.draw_artist(self.loss_ends[name])
+        self.loss_ends[name].set_data(*(([len(t.losses) - 1], [t.losses[-1]]) if diverged else ([], [])))
 
 
 def draw_contours(ax, surface: Surface, X: np.ndarray, Y: np.ndarray, Z: np.ndarray) -> list:
@@ -325,13 +346,5 @@ def draw_loss_axes(ax, Z: np.ndarray, steps: int) -> None:
     else:
         ax.set_yscale("log")
         ax.set_ylim(hi * 1e-12, hi * 10)
-    ax.set(xlim=(0, steps), xlabel="step", title="loss")
+    ax.set(xlim=(0, steps), xlabel="step", ylabel="loss")
     ax.grid(True, alpha=0.3)
-
-
-def canvas_png(canvas: FigureCanvasAgg) -> bytes:
-    """PNG bytes of what the canvas holds now, quickly compressed (no redraw, unlike `savefig`)."""
-    buf = io.BytesIO()
-    Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba(), "raw", "RGBA", 0, 1).save(
-        buf, format="png", compress_level=1)
-    return buf.getvalue()

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from teachkit.playground import HYPERS, OPTIMIZERS, OptimizerPlayground, run_optimizers
+from teachkit.playground import HYPERS, RACERS, OptimizerPlayground, run_optimizers
 from teachkit.surfaces import SURFACES, Surface, get_surface
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -14,7 +14,7 @@ PNG = b"\x89PNG\r\n\x1a\n"
 def run_by_hand(surface: Surface, name: str, hypers: dict, start, steps: int, seed: int = 0) -> np.ndarray:
     """The textbook loop: one optimizer, one 2-element parameter, loss, backward, (noise), step."""
     p = torch.tensor(start, dtype=torch.float64, requires_grad=True)
-    opt = OPTIMIZERS[name]([p], **hypers)
+    opt = RACERS[name]([p], **hypers)
     gen = torch.Generator().manual_seed(seed)
     points = [p.detach().clone()]
     for _ in range(steps):
@@ -55,11 +55,11 @@ def test_each_setting_feeds_the_named_hyper_parameter():
     assert pg.hypers("sgd") == dict(lr=2e-3, wd=0.05)
     assert pg.hypers("momentum") == dict(lr=2e-3, mom=0.8, wd=0.05)
     assert pg.hypers("adam") == pg.hypers("lamb") == dict(lr=2e-3, mom=0.85, sqr_mom=0.95, eps=1e-4, wd=0.05)
-    assert set(HYPERS) == set(OPTIMIZERS)
+    assert set(HYPERS) == set(RACERS)
 
 
 def test_one_optimizer_alone_goes_where_it_goes_in_company():
-    together = run_optimizers("ill-conditioned", {n: dict(lr=0.03) for n in OPTIMIZERS}, (-2.0, 1.0), 50)
+    together = run_optimizers("ill-conditioned", {n: dict(lr=0.03) for n in RACERS}, (-2.0, 1.0), 50)
     alone = run_optimizers("ill-conditioned", {"adam": dict(lr=0.03)}, (-2.0, 1.0), 50)
     np.testing.assert_array_equal(together["adam"].points, alone["adam"].points)
 
@@ -125,7 +125,7 @@ def test_new_surface_brings_its_own_start():
 
 
 @pytest.mark.parametrize("kwargs, word", [
-    (dict(lr=0), "lr"), (dict(lr=-1e-3), "lr"), (dict(lr=float("nan")), "lr"), (dict(mom=1.0), "mom"),
+    (dict(lr=-1e-3), "lr"), (dict(lr=float("nan")), "lr"), (dict(mom=1.0), "mom"),
     (dict(beta1=-0.1), "beta1"), (dict(beta2=1.0), "beta2"), (dict(eps=0.0), "eps"), (dict(wd=-0.1), "wd"),
     (dict(steps=0), "steps"), (dict(steps=2.5), "steps"), (dict(seed="a"), "seed"), (dict(start=(9.0, 0.0)), "start"),
     (dict(start=5), "start"), (dict(surface="bowl"), "rosenbrock"), (dict(optimizers=["adamw"]), "lamb"),
@@ -134,6 +134,12 @@ def test_new_surface_brings_its_own_start():
 def test_bad_settings_raise_naming_what_is_wrong(kwargs, word):
     with pytest.raises(ValueError, match=word):
         OptimizerPlayground(**kwargs)
+
+
+def test_lr_0_is_valid_as_in_optim_and_stays_put():
+    """One table of rules for the playground and teachkit.optim (optim_hypers.HYPER_RULES): lr = 0 is a frozen run."""
+    pg = OptimizerPlayground(lr=0.0, steps=10)
+    assert all((t.points == t.points[0]).all() for t in pg.trajectories.values())
 
 
 def test_a_bad_update_changes_nothing():

@@ -15,10 +15,12 @@ import math
 from collections.abc import Sequence
 
 import ipywidgets as widgets
+from ipywidgets import interactive
 from matplotlib.colors import to_hex
 
-from ..playground import COLORS, OPTIMIZERS, OptimizerPlayground, Trajectory
+from ..playground import COLORS, RACERS, OptimizerPlayground, Trajectory
 from ..surfaces import SURFACES, Surface
+from .common import QuietMixin
 
 __all__ = ["OptimizerPanel", "optimizer_panel"]
 
@@ -30,15 +32,17 @@ def slider(cls: type, description: str, tooltip: str, value: float, lo: float, h
            readout_format: str = ".3g", **kwargs) -> widgets.Widget:
     """A slider that reports its value on release, with a tooltip saying what it feeds.
 
-    The range widens to take `value` in, so the slider never shows a clipped value the model doesn't use.
+    Linear sliders come from ipywidgets' own abbreviation, `(lo, hi, step)`; a log slider has none. By hand: the
+    range widens to take `value` in, so the slider never shows a clipped value the model doesn't use.
     """
     if cls is widgets.FloatLogSlider:  # its min and max are exponents
         e = math.log(value, kwargs.get("base", 10))
-        lo, hi = min(lo, math.floor(e)), max(hi, math.ceil(e))
+        w = cls(min=min(lo, math.floor(e)), max=max(hi, math.ceil(e)), step=step, value=value, **kwargs)
     else:
-        lo, hi = min(lo, value), max(hi, value)
-    return cls(value=value, min=lo, max=hi, step=step, description=description, tooltip=tooltip,
-               readout_format=readout_format, continuous_update=False, style=STYLE, layout=LAYOUT, **kwargs)
+        w = interactive.widget_from_abbrev((min(lo, value), max(hi, value), step), value)
+    w.description, w.tooltip, w.readout_format, w.continuous_update = description, tooltip, readout_format, False
+    w.style, w.layout = STYLE, LAYOUT
+    return w
 
 
 def set_range(s: widgets.FloatSlider, lo: float, hi: float, value: float) -> None:
@@ -62,47 +66,46 @@ def summary(trajs: dict[str, Trajectory], steps: int) -> str:
     return "<br>".join(rows) or "Tick an optimizer to race it."
 
 
-class OptimizerPanel(widgets.VBox):
+class OptimizerPanel(QuietMixin, widgets.VBox):
     """Controls over an `OptimizerPlayground`, and its contour and loss plot.
 
     Drive it from code as from the browser, e.g. `panel.lr.value = 0.1` or `panel.checkboxes["adam"].value = False`;
-    the playground is `panel.model`, the plot `panel.image` (PNG bytes in `panel.image.value`).
+    the playground is `panel.playground`, the plot `panel.image` (PNG bytes in `panel.image.value`). Every surface
+    of the dropdown is drawn once when the panel is made, so that picking one later only reruns and blits.
     """
 
-    def __init__(self, model: OptimizerPlayground):
-        self.model = m = model
-        s = m.surface
-        self.choices = {**SURFACES, s.name: s}  # teachkit's surfaces, and the model's own if it is another
-        self.surface = widgets.Dropdown(options=list(self.choices), value=s.name, description="surface", style=STYLE,
-                                        layout=LAYOUT, tooltip="The loss surface; picking one moves the start to its own")
-        self.x0 = slider(widgets.FloatSlider, "start x", "x of the start point", m.start[0], *s.xlim, 0.01)
-        self.y0 = slider(widgets.FloatSlider, "start y", "y of the start point", m.start[1], *s.ylim, 0.01)
-        set_range(self.x0, *s.xlim, m.start[0])  # step: 1/200 of the range
-        set_range(self.y0, *s.ylim, m.start[1])
-        self.steps = slider(widgets.IntSlider, "steps", "Optimizer steps per run", m.steps, 1, 1000, 1,
+    def __init__(self, playground: OptimizerPlayground):
+        self.playground = pg = playground
+        s = pg.surface
+        self.choices = {**SURFACES, s.name: s}  # teachkit's surfaces, and the playground's own if it is another
+        self.surface = interactive.widget_from_abbrev(list(self.choices), s.name)  # a Dropdown
+        self.surface.description, self.surface.style, self.surface.layout = "surface", STYLE, LAYOUT
+        self.surface.tooltip = "The loss surface; picking one moves the start to its own"
+        self.x0 = slider(widgets.FloatSlider, "start x", "x of the start point", pg.start[0], *s.xlim, 0.01)
+        self.y0 = slider(widgets.FloatSlider, "start y", "y of the start point", pg.start[1], *s.ylim, 0.01)
+        set_range(self.x0, *s.xlim, pg.start[0])  # step: 1/200 of the range
+        set_range(self.y0, *s.ylim, pg.start[1])
+        self.steps = slider(widgets.IntSlider, "steps", "Optimizer steps per run", pg.steps, 1, 1000, 1,
                             readout_format="d")
-        self.lr = slider(widgets.FloatLogSlider, "lr", "Learning rate of every optimizer (log scale)", m.lr, -4, 1, 0.05,
-                         base=10)
+        self.lr = slider(widgets.FloatLogSlider, "lr", "Learning rate of every optimizer (log scale)", pg.lr, -4, 1,
+                         0.05, base=10)
         self.mom = slider(widgets.FloatSlider, "momentum", "mom of SGD with momentum (sgd_mom_opt): the share of the "
-                          "previous step kept in the next", m.mom, 0, 0.999, 0.001)
+                          "previous step kept in the next", pg.mom, 0.0, 0.999, 0.001)
         self.beta1 = slider(widgets.FloatSlider, "beta1", "Adam's and LAMB's mom: how slowly their average of the "
-                            "gradients forgets", m.beta1, 0, 0.999, 0.001)
+                            "gradients forgets", pg.beta1, 0.0, 0.999, 0.001)
         self.beta2 = slider(widgets.FloatSlider, "beta2", "Adam's and LAMB's sqr_mom: how slowly their average of the "
-                            "squared gradients forgets", m.beta2, 0, 0.9999, 0.0001, readout_format=".4g")
+                            "squared gradients forgets", pg.beta2, 0.0, 0.9999, 0.0001, readout_format=".4g")
         self.eps = slider(widgets.FloatLogSlider, "eps", "Adam's and LAMB's eps, added to the root of the squared-"
-                          "gradient average", m.eps, -10, 0, 0.1, base=10, readout_format=".1e")
+                          "gradient average", pg.eps, -10, 0, 0.1, base=10, readout_format=".1e")
         self.wd = slider(widgets.FloatSlider, "weight decay", "wd of every optimizer: each step multiplies the point "
-                         "by 1 - lr * wd (LAMB adds wd * point to its update instead)", m.wd, 0, 1, 0.005)
-        self.checkboxes = {n: widgets.Checkbox(value=n in m.optimizers, description=n, indent=False,
-                                               layout=widgets.Layout(width="auto", margin="0 12px 0 0"),
-                                               tooltip=f"Race {n} ({OPTIMIZERS[n].__name__})") for n in OPTIMIZERS}
+                         "by 1 - lr * wd (LAMB adds wd * point to its update instead)", pg.wd, 0.0, 1.0, 0.005)
+        self.checkboxes = {n: checkbox(n, n in pg.optimizers) for n in RACERS}
         self.image = widgets.Image(format="png", layout={"align_self": "flex-start"})  # natural size
         self.info = widgets.HTML()
-        self._quiet = False
-        self.surface.observe(self._on_surface, names="value")
+        self.on_change(self.surface, self.new_surface)
         for w in (self.x0, self.y0, self.steps, self.lr, self.mom, self.beta1, self.beta2, self.eps, self.wd,
                   *self.checkboxes.values()):
-            w.observe(self._on_change, names="value")
+            self.on_change(w, lambda _: self.apply())
         columns = widgets.HBox([
             widgets.VBox([self.surface, self.x0, self.y0, self.steps, widgets.HBox(list(self.checkboxes.values()))]),
             widgets.VBox([self.lr, self.mom, self.wd]),
@@ -111,6 +114,7 @@ class OptimizerPanel(widgets.VBox):
         super().__init__([columns, self.image, self.info])
         self.add_css_classes()
         self.refresh()
+        pg.prepare(self.choices.values())
 
     def add_css_classes(self) -> None:
         """CSS hooks, for styling and for the real-browser test: `tk-optimizer-panel`, and `tk-opt-<attribute>` on
@@ -127,27 +131,31 @@ class OptimizerPanel(widgets.VBox):
                     eps=self.eps.value, wd=self.wd.value, steps=self.steps.value, start=(self.x0.value, self.y0.value),
                     optimizers=tuple(n for n, c in self.checkboxes.items() if c.value))
 
-    def _on_change(self, change: dict) -> None:
-        if not self._quiet:
-            self.model.update(**self.settings())
-            self.refresh()
+    def apply(self, **changes) -> None:
+        """Pass every control's value (and `changes`) to the playground, then redraw."""
+        self.playground.update(**self.settings(), **changes)
+        self.refresh()
 
-    def _on_surface(self, change: dict) -> None:
+    def new_surface(self, name: str) -> None:
         """A new surface: start sliders get its limits and its start, then one rerun (not one per slider moved)."""
-        s = self.choices[change["new"]]
-        self._quiet = True
-        try:
+        s = self.choices[name]
+        with self.quietly():
             set_range(self.x0, *s.xlim, s.start[0])
             set_range(self.y0, *s.ylim, s.start[1])
-        finally:
-            self._quiet = False
-        self.model.update(surface=s, **self.settings())
-        self.refresh()
+        self.apply(surface=s)
 
     def refresh(self) -> None:
         """Redraw the plot and the summary from the playground."""
-        self.image.value = self.model.render()
-        self.info.value = summary(self.model.trajectories, self.model.steps)
+        self.image.value = self.playground.render()
+        self.info.value = summary(self.playground.trajectories, self.playground.steps)
+
+
+def checkbox(name: str, value: bool) -> widgets.Checkbox:
+    """A tick box racing optimizer `name` (ipywidgets' abbreviation of a bool), labelled on its right."""
+    box = interactive.widget_from_abbrev(value)
+    box.description, box.indent, box.tooltip = name, False, f"Race {name} ({RACERS[name].__name__})"
+    box.layout = widgets.Layout(width="auto", margin="0 12px 0 0")
+    return box
 
 
 def optimizer_panel(surface: str | Surface = "ill-conditioned",
