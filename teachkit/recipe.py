@@ -2,88 +2,153 @@
 `run_training` (data, Learner, fit, final metrics), which `python -m teachkit.train` and notebook 11 call."""
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
 import torch
-import torch.nn.functional as F
+import torch.distributed as dist
+from torch import nn
 
-from .callbacks import (AvgStatsCallback, BatchTransformXCallback, DeviceCallback, MixedPrecision, ParamScheduler,
-                        ProgressCallback, Recorder, TablePrinter, Throughput, accuracy)
+from .callbacks import (AvgStatsCallback, BatchTransformXCallback, DeviceCallback, ParamScheduler, ProgressCallback,
+                        Recorder, TablePrinter, Throughput, accuracy)
 from .data import DataBunch, norm_imagenette
-from .datasets import is_synthetic, smoke_mode
+from .datasets import smoke_mode
+from .distributed import (DistributedCallback, distributed_dls, init_on_main, is_main, local_device, main_process_first,
+                          world_size)
 from .init import lsuv_init
-from .learner import Learner
+from .learner import Callback, Learner
+from .lookalike import is_synthetic
+from .mixup import MixUp
 from .models import conv_layer, get_cnn_model, init_cnn
-from .optim import adam_opt, lamb_opt, sgd_mom_opt, sgd_opt
-from .pipeline import SMOKE, get_data, imagenette_dls
-from .schedule import momentum_cycle, one_cycle
+from .optim import adam_opt, lamb_opt, ranger_opt, sgd_mom_opt, sgd_opt
+from .pipeline import SMOKE, ChannelsLast, Compile, get_data, imagenette_dls
+from .precision import MixedPrecision
+from .schedule import flat_cos, momentum_cycle, one_cycle
 from .utils import default_device, set_seed
+from .xresnet import xresnet18, xresnet34, xresnet50
 
-__all__ = ["OPT_CHOICES", "NFS", "build_learner", "run_training"]
+__all__ = ["OPT_CHOICES", "NFS", "ARCHS", "SCHEDS", "lesson_cnn", "make_model", "schedulers", "build_learner",
+           "run_training"]
 
 OPT_CHOICES: dict[str, tuple[Callable, float]] = {
-    "sgd": (sgd_opt, 0.3), "momentum": (sgd_mom_opt, 0.1), "adam": (adam_opt, 3e-3), "lamb": (lamb_opt, 1e-2)}
+    "sgd": (sgd_opt, 0.3), "momentum": (sgd_mom_opt, 0.1), "adam": (adam_opt, 3e-3), "lamb": (lamb_opt, 1e-2),
+    "ranger": (ranger_opt, 1e-2)}
 """Each optimizer the recipe offers: the teachkit.optim factory and the peak learning rate of its schedule."""
 
 NFS = [64, 64, 128, 256]
 """Widths of the lesson-08 CNN after its stem."""
 
 
-def build_learner(dls: DataBunch, opt: str = "lamb", lr: float | None = None, wd: float = 1e-2, lsuv: bool = True,
-                  mixed_precision: bool = False, progress: bool = True, device: str | torch.device | None = None) -> Learner:
-    """The lesson-08 CNN (GeneralRelu, BatchNorm) with Kaiming then LSUV init, normalised inputs and a one-cycle schedule.
+def lesson_cnn(c_in: int = 3, n_out: int = 10) -> nn.Module:
+    """The lesson-08 CNN (GeneralRelu, BatchNorm), Kaiming-initialised."""
+    return init_cnn(get_cnn_model(c_in, n_out, NFS, conv_layer, leak=0.1, sub=0.4, maxv=6.0))
 
-    `opt` is a key of `OPT_CHOICES`; `lr` its peak learning rate (default: the one in `OPT_CHOICES`). Momentum (beta1
-    for Adam and LAMB) cycles from 0.95 down to 0.85 and back while the learning rate goes up and down.
+
+ARCHS: dict[str, Callable[..., nn.Module]] = {
+    "cnn": lesson_cnn, "xresnet18": xresnet18, "xresnet34": xresnet34, "xresnet50": xresnet50}
+"""Each model the recipe offers, called as `ARCHS[name](c_in=3, n_out=classes)`."""
+
+SCHEDS = ("one-cycle", "flat-cos")
+"""one-cycle: lr warms up then anneals, momentum mirrors it (the course); flat-cos: fastai2's Imagenette record."""
+
+
+def make_model(arch: str, n_out: int, c_in: int = 3) -> nn.Module:
+    """The model named `arch` (a key of `ARCHS`) for `n_out` classes."""
+    if arch not in ARCHS:
+        raise ValueError(f"Unknown architecture {arch!r}; choose one of {list(ARCHS)}.")
+    return ARCHS[arch](c_in=c_in, n_out=n_out)
+
+
+def schedulers(sched: str, lr: float, opt: str) -> list[ParamScheduler]:
+    """`one-cycle`: lr up to `lr` and down, momentum (beta1) the other way (not for plain SGD, which has none);
+    `flat-cos`: lr flat at `lr` for 75% of training, then a cosine to zero, momentum left at the optimizer's."""
+    if sched == "flat-cos":
+        return [ParamScheduler("lr", flat_cos(lr))]
+    if sched != "one-cycle":
+        raise ValueError(f"Unknown schedule {sched!r}; choose one of {list(SCHEDS)}.")
+    return [ParamScheduler("lr", one_cycle(lr))] + ([] if opt == "sgd" else [ParamScheduler("mom", momentum_cycle())])
+
+
+def build_learner(dls: DataBunch, opt: str = "lamb", lr: float | None = None, wd: float = 1e-2, lsuv: bool = True,
+                  mixed_precision: bool = False, progress: bool = True, device: str | torch.device | None = None,
+                  channels_last: bool = False, compile_model: bool = False, *, arch: str = "cnn",
+                  sched: str = "one-cycle", mixup: float = 0.0, label_smoothing: float = 0.0,
+                  cbs: Sequence[Callback] = ()) -> Learner:
+    """The lesson-11 Learner: a model (`arch`), LSUV init for the lesson CNN, normalised inputs, a schedule.
+
+    `opt` is a key of `OPT_CHOICES`; `lr` its peak learning rate (default: the one in `OPT_CHOICES`). `sched` is
+    one of `SCHEDS`; `mixup` > 0 blends batches (`MixUp(mixup)`); `label_smoothing` is PyTorch's; `cbs` are added.
+    XResNets keep their own init (residual BatchNorms at zero), so LSUV applies to the lesson CNN only. Under
+    torchrun, LSUV runs on rank 0 and every rank gets its weights; training is data parallel.
     """
     if opt not in OPT_CHOICES:
         raise ValueError(f"Unknown optimizer {opt!r}; choose one of {list(OPT_CHOICES)}.")
     opt_func, default_lr = OPT_CHOICES[opt]
     lr = default_lr if lr is None else lr
     device = torch.device(device) if device is not None else default_device()
-    model = init_cnn(get_cnn_model(3, dls.c_out, NFS, conv_layer, leak=0.1, sub=0.4, maxv=6.0)).to(device)
-    if lsuv:
+    model = make_model(arch, dls.c_out).to(device)
+    if lsuv and arch == "cnn":
         xb, _ = next(iter(dls.train_dl))
-        lsuv_init(model, norm_imagenette(xb.to(device)), progress=False)
-    scheds = [ParamScheduler("lr", one_cycle(lr))]
-    if opt != "sgd":
-        scheds.append(ParamScheduler("mom", momentum_cycle()))
+        init_on_main(model, lambda m: lsuv_init(m, norm_imagenette(xb.to(device)), progress=False))
     cbs = [DeviceCallback(device), BatchTransformXCallback(norm_imagenette), AvgStatsCallback(accuracy), Recorder(),
-           Throughput(), *scheds]
+           Throughput(), *schedulers(sched, lr, opt), *cbs, *speed_callbacks(device, channels_last, compile_model)]
+    if mixup:
+        cbs.append(MixUp(mixup))
     if mixed_precision:
         cbs.append(MixedPrecision())
-    if progress:
+    if progress and is_main():
         cbs.append(ProgressCallback())
-    learn = Learner(model, dls, F.cross_entropy, partial(opt_func, wd=wd), lr, cbs)
+    loss_func = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+    learn = Learner(model, dls, loss_func, partial(opt_func, wd=wd), lr, cbs)
     if not progress:
         learn.logger = TablePrinter()
     return learn
 
 
+def speed_callbacks(device: torch.device, channels_last: bool, compile_model: bool) -> list[Callback]:
+    """What `--channels-last`, `--compile` and a torchrun launch add: layout, compiler, data parallel."""
+    cbs: list[Callback] = [ChannelsLast()] if channels_last else []
+    if dist.is_initialized():
+        cbs.append(DistributedCallback(device))
+    return cbs + ([Compile(device)] if compile_model else [])
+
+
 def run_training(data: str = "imagenette-160", size: int = 128, epochs: int = 5, bs: int = 64, opt: str = "lamb",
                  lr: float | None = None, wd: float = 1e-2, workers: int | None = None, lsuv: bool = True,
-                 augment: bool = True, mixed_precision: bool = False, seed: int = 42,
-                 progress: bool = True) -> dict[str, Any]:
+                 augment: bool = True, mixed_precision: bool = False, seed: int = 42, progress: bool = True,
+                 channels_last: bool = False, compile_model: bool = False, gpu_decode: bool = False,
+                 arch: str = "cnn", sched: str = "one-cycle", mixup: float = 0.0,
+                 label_smoothing: float = 0.0) -> dict[str, Any]:
     """Build the pipeline, train, and return the final metrics (valid accuracy, losses, timings, which data).
 
     `progress` shows progress bars above the table; without them the table alone is printed (logs, CI).
+    Under torchrun `bs` is the batch size of each process: one step sees `bs x world_size` images.
     """
+    say = print if is_main() else (lambda *a, **k: None)  # data parallel: rank 0 speaks for all
     if smoke_mode():
         size, epochs, bs = min(size, SMOKE["size"]), min(epochs, SMOKE["epochs"]), min(bs, SMOKE["bs"])
         workers = 0 if workers is None else workers  # starting worker processes costs more than loading 800 tiny files
-        print(f"TEACHKIT_SMOKE=1: a small generated set, {size}px, {epochs} epoch(s), batch size {bs}.")
+        say(f"TEACHKIT_SMOKE=1: a small generated set, {size}px, {epochs} epoch(s), batch size {bs}.")
     set_seed(seed)
-    path = get_data(data)
-    dls = imagenette_dls(path, size, bs, workers, augment)
-    print(f"Data: {path} ({'GENERATED Imagenette-like set' if is_synthetic(path) else 'real images'}), "
-          f"{len(dls.train_ds)} train / {len(dls.valid_ds)} valid images, {dls.c_out} classes.")
-    learn = build_learner(dls, opt, lr, wd, lsuv, mixed_precision, progress)
+    with main_process_first():  # one process per machine downloads or generates the data
+        path = get_data(data)
+    device = local_device()
+    quiet_fallback = device.type != "cuda" and not is_main()  # without a GPU, rank 0 alone says so
+    dls = imagenette_dls(path, size, bs, workers, augment, gpu_decode and not quiet_fallback, device)
+    if dist.is_initialized():
+        dls = distributed_dls(dls, seed)
+        say(f"Data parallel: {world_size()} processes ({dist.get_backend()}), batch size {bs} per process, "
+            f"{bs * world_size()} images per step.")
+    say(f"Data: {path} ({'GENERATED Imagenette-like set' if is_synthetic(path) else 'real images'}), "
+        f"{len(dls.train_ds)} train / {len(dls.valid_ds)} valid images, {dls.c_out} classes.")
+    learn = build_learner(dls, opt, lr, wd, lsuv, mixed_precision, progress, device, channels_last, compile_model,
+                          arch=arch, sched=sched, mixup=mixup, label_smoothing=label_smoothing)
     learn.fit(epochs)
     t = learn.throughput
     train_loss, train_acc = learn.avg_stats.train_stats.avg_stats
     valid_loss, valid_acc = learn.avg_stats.valid_stats.avg_stats
-    return dict(data=str(path), synthetic=is_synthetic(path), size=size, epochs=epochs, bs=bs, opt=opt,
+    return dict(data=str(path), synthetic=is_synthetic(path), size=size, epochs=epochs, bs=bs, opt=opt, arch=arch,
                 train_loss=train_loss, train_accuracy=train_acc, valid_loss=valid_loss, valid_accuracy=valid_acc,
-                seconds=t.total, epoch_seconds=t.total / epochs, images_per_s=t.images_per_s)
+                seconds=t.total, epoch_seconds=t.total / epochs, images_per_s=t.images_per_s * world_size(),
+                world_size=world_size())

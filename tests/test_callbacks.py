@@ -9,9 +9,10 @@ import pytest
 import torch
 from torch import nn
 
-from teachkit.callbacks import (AvgStatsCallback, BatchTransformXCallback, DeviceCallback, LRFinder, MixedPrecision,
-                                ParamScheduler, ProgressCallback, Recorder, accuracy)
+from teachkit.callbacks import (AvgStatsCallback, BatchTransformXCallback, DeviceCallback, LRFinder, ParamScheduler,
+                                ProgressCallback, Recorder, accuracy)
 from teachkit.learner import Callback, Learner
+from teachkit.precision import MixedPrecision
 from teachkit.schedule import combine_scheds, cos_1cycle_anneal, sched_cos, sched_exp, sched_lin, sched_no
 from teachkit.toy import toy_databunch
 

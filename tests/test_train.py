@@ -33,6 +33,11 @@ def test_smoke_run_learns_the_generated_set_well_above_chance(smoke, capsys):
     (["--bs", "ten"], "argument --bs: must be a whole number >= 2, got 'ten'"),
     (["--lr", "-1"], "argument --lr: must be a finite number > 0, got '-1'"),
     (["--data", "no-such-dataset"], "'no-such-dataset' is neither a dataset"),
+    (["--arch", "resnet18"], "argument --arch: invalid choice: 'resnet18'"),
+    (["--sched", "cosine"], "argument --sched: invalid choice: 'cosine'"),
+    (["--mixup", "-0.2"], "argument --mixup: must be a finite number >= 0, got '-0.2'"),
+    (["--label-smoothing", "1"], "argument --label-smoothing: must be a number >= 0 and < 1, got '1'"),
+    (["--label-smoothing", "lots"], "argument --label-smoothing: must be a number >= 0 and < 1, got 'lots'"),
 ])
 def test_bad_flags_exit_with_code_2_and_say_why(flag, message, capsys):
     with pytest.raises(SystemExit) as e:
@@ -51,8 +56,12 @@ def test_folder_without_a_validation_split_is_refused(tmp_path, capsys):
 def test_the_module_runs_from_a_terminal():
     res = subprocess.run([sys.executable, "-m", "teachkit.train", "--help"], capture_output=True, text=True, check=True)
     for flag in ["--data", "--size", "--epochs", "--bs", "--opt", "--lr", "--wd", "--workers", "--no-lsuv",
-                 "--no-augment", "--mixed-precision", "--seed"]:
+                 "--no-augment", "--mixed-precision", "--seed", "--arch", "--mixup", "--label-smoothing", "--sched"]:
         assert flag in res.stdout
+    for choice in ["{cnn,xresnet18,xresnet34,xresnet50}", "{one-cycle,flat-cos}", "ranger"]:
+        assert choice in res.stdout
+    help_text = " ".join(res.stdout.split())
+    assert "73.6% valid accuracy" in help_text and "Imagenette v1" in help_text and "500 images" in help_text
 
 
 def test_a_folder_whose_name_starts_like_a_dataset_is_used_as_a_folder(tmp_path, monkeypatch):
@@ -70,3 +79,44 @@ def test_unknown_optimizer_is_a_clear_error():
 
     with pytest.raises(ValueError, match="Unknown optimizer 'adamw'"):
         build_learner(toy_databunch("images"), opt="adamw")
+
+
+def test_flags_reach_the_learner(smoke):
+    """--arch, --opt ranger, --sched flat-cos, --label-smoothing, --mixup and --mixed-precision build what they say."""
+    from teachkit.mixup import MixUp
+    from teachkit.precision import MixedPrecision
+    from teachkit.recipe import build_learner
+    from teachkit.toy import toy_databunch
+    from teachkit.xresnet import XResNet
+
+    args = parse_args(["--arch", "xresnet18", "--opt", "ranger", "--sched", "flat-cos", "--label-smoothing", "0.1",
+                       "--mixup", "0.4", "--mixed-precision"])
+    dls = toy_databunch("images")
+    learn = build_learner(dls, args.opt, None, args.wd, args.lsuv, args.mixed_precision, False, "cpu", arch=args.arch,
+                          sched=args.sched, mixup=args.mixup, label_smoothing=args.label_smoothing)
+    assert isinstance(learn.model, XResNet) and learn.model.fc.out_features == dls.c_out
+    assert learn.loss_func.label_smoothing == 0.1
+    assert isinstance(learn.mix_up, MixUp) and learn.mix_up.alpha == 0.4
+    assert any(isinstance(cb, MixedPrecision) for cb in learn.cbs)
+    scheds = [cb for cb in learn.cbs if type(cb).__name__ == "ParamScheduler"]
+    assert [s.pname for s in scheds] == ["lr"]  # flat-cos leaves momentum alone
+    assert scheds[0].sched_funcs(0.5) == pytest.approx(1e-2)  # ranger's peak lr, still flat half-way
+    opt = learn.opt_func(learn.model.parameters(), lr=learn.lr)
+    assert "k" in opt.hypers[0] and "alpha" in opt.hypers[0]  # Lookahead's hyper-parameters: it is Ranger
+
+
+def test_one_cycle_schedules_momentum_too_and_no_mixup_by_default():
+    from teachkit.recipe import build_learner
+    from teachkit.toy import toy_databunch
+
+    learn = build_learner(toy_databunch("images"), "adam", progress=False, device="cpu", lsuv=False)
+    assert [cb.pname for cb in learn.cbs if type(cb).__name__ == "ParamScheduler"] == ["lr", "mom"]
+    assert not hasattr(learn, "mix_up") and learn.loss_func.label_smoothing == 0.0
+
+
+def test_smoke_run_with_the_capstone_flags(smoke, capsys):
+    res = main(["--arch", "xresnet18", "--opt", "ranger", "--sched", "flat-cos", "--label-smoothing", "0.1",
+                "--mixup", "0.2", "--epochs", "1"])
+    out = capsys.readouterr().out
+    assert res["arch"] == "xresnet18" and res["epochs"] == 1 and 0 <= res["valid_accuracy"] <= 1
+    assert "Final: valid accuracy" in out
