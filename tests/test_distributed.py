@@ -159,3 +159,16 @@ def test_torchrun_smoke_run_prints_once_and_every_rank_agrees(tmp_path):
     assert len([l for l in out.splitlines() if l.split()[:1] in (["0"], ["1"])]) == 2  # one table row per epoch
     assert "All 2 ranks agree on these metrics." in out
     assert "█" not in out and "\r" not in out  # a pipe gets plain lines, no bar redraws
+
+
+def test_exercise_checker_passes_the_reference_and_names_each_typical_mistake():
+    from teachkit.exercises import l11b
+    model, loss_func, xb, yb, world = l11b.CASES[0].make()
+    grads = l11b.solution_replica_grads(model, loss_func, xb, yb, world)
+    model.zero_grad()
+    loss_func(model(xb), yb).backward()  # equal shares: the average is the whole batch's gradient
+    assert all(torch.allclose(g, p.grad, atol=1e-6) for g, p in zip(grads, model.parameters()))
+    assert l11b.check_replica_grads(l11b.solution_replica_grads).ok
+    for m in l11b.MISTAKES:
+        verdict = l11b.check_replica_grads(m.fn)
+        assert not verdict.ok and m.hint in verdict.message
