@@ -13,7 +13,8 @@ from collections.abc import Callable
 
 import torch
 
-from teachkit.init import LSUVStepper, lsuv_init
+from teachkit.init import lsuv_init
+from teachkit.lsuv_stepper import LSUVStepper
 from teachkit.models import get_cnn_model, init_cnn
 from teachkit.utils import default_device
 

@@ -1,63 +1,62 @@
-"""LSUV init (lesson 07a), made safe: bounded loops, clear errors, a report, and a stepper a panel can drive.
+"""LSUV init (lesson 07a): layer-sequential unit variance, as on the slide, with its guard rails beside it.
 
-Layer-sequential unit variance (Mishkin & Matas 2016, Algorithm 1): walk the layers in order and, on one batch,
-divide each layer's weights by its output std until the std is within `tol` of 1, at most `max_iter` times.
-Like the course we also centre the output: a `ConvLayer`'s mean is moved by its `relu.sub`, a plain conv or
-linear layer's by its bias. Each iteration fixes the std first and the mean only once the std is right: shifting
-never changes the std, while scaling moves the mean, so this order settles in a couple of iterations.
+Mishkin & Matas 2016 (Algorithm 1), with the course's mean shift. For each layer, from the input up, on a batch:
+measure the layer's output, divide its weights by the output's std, shift its mean to 0 with its bias; repeat
+until the std is 1 and the mean 0 (within `tol`). The std comes first and the mean once the std is right:
+shifting never changes the std, while scaling moves the mean, so this order settles in a couple of iterations.
+
+What LSUV tunes: a conv or linear layer's `weight` (scaled) and `bias` (shifted; None: only the std is fixed),
+measured at its output. A block states the same (see `models.ConvLayer`: `weight` is its conv's, `bias` is
+`-relu.sub`, and `lsuv_output = "relu"` names the part whose output LSUV measures).
+
+While one layer is tuned, everything before it is fixed: its input is computed once (a forward pre-hook stops the
+pass there) and each iteration runs only that layer (`LayerRun`). `lsuv_init` goes further on one batch: it tunes
+each layer inside a single forward pass (`_lsuv_in_one_pass`), tested equal to the readable path.
 """
 from __future__ import annotations
 
-import copy
 import math
 import warnings
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from functools import partial
 from typing import Any, NamedTuple
 
 import torch
 from torch import nn
 
-from .hooks import Hook, Hooks, find_modules, is_lin_layer
-from .models import ConvLayer
+from .hooks import activation_stats, find_modules, is_lin_layer
 from .progress import progress_bar
 from .utils import keep_modes, listify, to_model_device
 
-__all__ = ["LSUVWarning", "LSUVResult", "LSUVRow", "LSUVReport", "LSUVStep", "LayerStats", "lsuv_modules",
-           "lsuv_step", "lsuv_module", "lsuv_init", "LSUVStepper"]
+__all__ = ["LSUVWarning", "LSUVStep", "LSUVReport", "lsuv_modules", "lsuv_update", "lsuv_module", "lsuv_init",
+           "lsuv_step", "LayerRun", "lsuv_mode"]
 
-DROPOUT = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout)
+Batches = torch.Tensor | Sequence[torch.Tensor]
 
 
 class LSUVWarning(UserWarning):
     """A layer did not reach mean 0 / std 1 within `max_iter` LSUV iterations."""
 
 
-class LSUVResult(NamedTuple):
-    """What `lsuv_module` reached: final output mean and std, updates made, and what centred the mean."""
+class LSUVStep(NamedTuple):
+    """One LSUV measurement of a layer and what followed; a layer's last one is its result."""
 
-    mean: float
-    std: float
-    iterations: int
-    converged: bool
-    shift: str | None  # "relu.sub", "bias", or None when the layer has nothing to centre with (std only)
-
-
-class LSUVRow(NamedTuple):
-    """One layer of an `lsuv_init` report."""
-
-    layer: int
+    layer: int  # position among the layers tuned
     name: str
+    iterations: int  # updates made to this layer before this measurement
     mean: float
     std: float
-    iterations: int
-    converged: bool
-    shift: str | None
+    action: str  # "scale", "shift", "converged", or "stopped" (max_iter spent)
+    shift: str | None  # what centres the mean ("bias", "relu.sub"), None when nothing can (std only)
+
+    @property
+    def converged(self) -> bool:
+        return self.action == "converged"
 
 
 class LSUVReport(list):
-    """The `LSUVRow`s of an `lsuv_init` run, shown as a table."""
+    """Each tuned layer's last `LSUVStep`, shown as a table."""
 
     @property
     def converged(self) -> bool:
@@ -72,46 +71,123 @@ class LSUVReport(list):
 
 
 def lsuv_modules(model: nn.Module) -> list[nn.Module]:
-    """The layers LSUV tunes, in forward order: every `ConvLayer`, and every conv/linear outside one."""
-    return find_modules(model, lambda m: isinstance(m, ConvLayer) or is_lin_layer(m))
+    """The layers LSUV tunes, in forward order: every block that states an `lsuv_output`, every conv/linear outside one."""
+    return find_modules(model, lambda m: hasattr(m, "lsuv_output") or is_lin_layer(m))
 
 
-def _hooked(module: nn.Module) -> nn.Module:
-    """Where LSUV reads the statistics: a ConvLayer's activation (before any BatchNorm), else the layer's output."""
-    return module.relu if isinstance(module, ConvLayer) else module
+# ---------------------------------------------------------------- the algorithm
+
+def lsuv_update(m: nn.Module, mean: float, std: float, tol: float = 1e-3, update: bool = True) -> str:
+    """One LSUV update from a measurement: divide the weights by the std if it's off, else shift the mean if it's off."""
+    if abs(std - 1) > tol:
+        action = "scale"
+    elif m.bias is not None and abs(mean) > tol:
+        action = "shift"
+    else:
+        return "converged"
+    if not update:
+        return "stopped"
+    with torch.no_grad():
+        if action == "scale":
+            m.weight.div_(std)
+        elif isinstance(m.bias, nn.Parameter):
+            m.bias.sub_(mean)
+        else:  # a block's bias made on the fly (ConvLayer: -relu.sub) moves through its setter
+            m.bias -= mean
+    return action
 
 
-def _weight(module: nn.Module) -> torch.Tensor:
-    """The weights LSUV scales."""
-    w = module.conv.weight if isinstance(module, ConvLayer) else getattr(module, "weight", None)
-    if not isinstance(w, torch.Tensor):
-        raise ValueError(f"LSUV needs a layer with weights (a ConvLayer, conv or linear), got {type(module).__name__}.")
-    return w
+def lsuv_module(model: nn.Module, m: nn.Module, xb: Batches, tol: float = 1e-3, max_iter: int = 10) -> LSUVStep:
+    """LSUV on one layer: measure, update, repeat until std 1 and mean 0 (at most `max_iter` updates); `xb`: 1+ batches."""
+    _check_args(tol, max_iter)
+    with lsuv_mode(model):
+        return _tune(LayerRun(model, m, xb), tol, max_iter)
 
 
-def _shift(module: nn.Module) -> str | None:
-    """What LSUV moves to centre the output: `relu.sub` of a ConvLayer, else the bias; None if there's neither.
-
-    A ConvLayer without `sub` is a plain (leaky) ReLU: its output can't have mean 0 without killing it, so only
-    its std is fixed.
-    """
-    if isinstance(module, ConvLayer):
-        return "relu.sub" if module.relu.sub is not None else None
-    return "bias" if isinstance(getattr(module, "bias", None), torch.Tensor) else None
+def _tune(run: LayerRun, tol: float, max_iter: int, layer: int = 0) -> LSUVStep:
+    """The LSUV loop on the layer `run` measures."""
+    for it in range(max_iter + 1):
+        mean, std = run.measure()
+        action = lsuv_update(run.module, mean, std, tol, update=it < max_iter)
+        if action in ("converged", "stopped"):
+            return _result(LSUVStep(layer, run.name, it, mean, std, action, _shift(run.module)), max_iter, tol)
 
 
-def _name(model: nn.Module, module: nn.Module) -> str:
+def lsuv_init(model: nn.Module, xb: Batches, modules: Sequence[nn.Module] | None = None, tol: float = 1e-3,
+              max_iter: int = 10, progress: bool = True) -> LSUVReport:
+    """LSUV on `modules` (default `lsuv_modules(model)`) in order, on `xb` (several batches: their stats averaged)."""
+    _check_args(tol, max_iter)
+    mods, batches = _modules(model, modules), _batches(xb)
+    report = LSUVReport()
+    with lsuv_mode(model), _progress(len(mods), progress) as done:
+        if len(batches) == 1:  # the fast path: as far as it can go, every layer in one forward pass
+            _lsuv_in_one_pass(model, mods, batches[0], tol, max_iter, report, done)
+        for i in range(len(report), len(mods)):
+            report.append(_tune(LayerRun(model, mods[i], batches), tol, max_iter, layer=i))
+            done(i + 1)
+    return report
+
+
+def lsuv_step(model: nn.Module, m: nn.Module, xb: Batches, tol: float = 1e-3,
+              update: bool = True) -> tuple[float, float, str]:
+    """One LSUV iteration on `m`: its (mean, std) and what `lsuv_update` did about them."""
+    _check_args(tol, 0)
+    with lsuv_mode(model):
+        mean, std = LayerRun(model, m, xb).measure()
+        return mean, std, lsuv_update(m, mean, std, tol, update)
+
+
+# ---------------------------------------------------------------- guard rails
+
+def _check_args(tol: float, max_iter: int) -> None:
+    if tol <= 0 or max_iter < 0:
+        raise ValueError(f"LSUV needs tol > 0 and max_iter >= 0, got tol={tol}, max_iter={max_iter}.")
+
+
+def _batches(xb: Batches) -> list[torch.Tensor]:
+    batches = [xb] if isinstance(xb, torch.Tensor) else list(xb)
+    if not batches:
+        raise ValueError("LSUV needs a batch (or a list of batches, whose statistics it averages), got none.")
+    return batches
+
+
+def _modules(model: nn.Module, modules: Sequence[nn.Module] | None) -> list[nn.Module]:
+    mods = lsuv_modules(model) if modules is None else listify(modules)
+    if not mods:
+        raise ValueError("LSUV has no layer to tune: the model has no ConvLayer, conv or linear layer, or `modules` "
+                         "is empty; pass the layers to tune as `modules`.")
+    return mods
+
+
+def _name(model: nn.Module, m: nn.Module) -> str:
     """`'3 ConvLayer'`: the module's path in the model and its type, for reports and error messages."""
-    path = next((n for n, m in model.named_modules() if m is module), None)
+    path = next((n for n, o in model.named_modules() if o is m), None)
     if path is None:
-        raise ValueError(f"The {type(module).__name__} passed to LSUV is not part of the model; "
-                         "pass one of model.modules().")
-    return f"{path} {type(module).__name__}".strip()
+        raise ValueError(f"The {type(m).__name__} passed to LSUV is not part of the model; pass one of model.modules().")
+    return f"{path} {type(m).__name__}".strip()
+
+
+def _shift(m: nn.Module) -> str | None:
+    """What centres the layer's mean, as the report names it."""
+    return None if getattr(m, "bias", None) is None else getattr(m, "lsuv_shift", "bias")
+
+
+def _result(step: LSUVStep, max_iter: int, tol: float) -> LSUVStep:
+    """A layer's last step; warns if it ran out of iterations."""
+    if step.action == "stopped":
+        warnings.warn(f"LSUV: {step.name} did not converge in {max_iter} iterations (mean {step.mean:.3g}, std "
+                      f"{step.std:.4g}, tol {tol}); it is left as it is. Try a larger max_iter or tol, or a bigger "
+                      "batch.", LSUVWarning, stacklevel=4)
+    return step
+
+
+DROPOUT = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout)
 
 
 @contextmanager
-def _lsuv_mode(model: nn.Module) -> Iterator[None]:
-    """No grad; train mode, so BatchNorm uses the batch as in training, but dropout off and running stats untouched."""
+def lsuv_mode(model: nn.Module) -> Iterator[None]:
+    """No grad; train mode (BatchNorm normalises with the batch, as in training) but dropout off; on exit, even on
+    Ctrl-C, every train/eval mode and BatchNorm's running statistics are as they were."""
     saved = {m: [b.clone() for b in m.buffers(recurse=False)] for m in model.modules()
              if getattr(m, "track_running_stats", False)}
     try:
@@ -127,219 +203,183 @@ def _lsuv_mode(model: nn.Module) -> Iterator[None]:
                 b.copy_(s)
 
 
+@contextmanager
+def _progress(n: int, show: bool) -> Iterator[Callable[[int], None]]:
+    """`done(i)` after each layer moves a bar over `n` layers; the bar is closed whatever happens (error, Ctrl-C)."""
+    bar = progress_bar(range(n), total=n, leave=False, comment="LSUV") if show else None
+    if bar is not None:
+        bar.update(0)
+    try:
+        yield bar.update if bar is not None else (lambda i: None)
+    except BaseException:
+        if bar is not None:
+            bar.on_interrupt()
+        raise
+
+
+def stats_problem(name: str, out: torch.Tensor | None, mean: float, std: float) -> str | None:
+    """Why LSUV can't tune a layer from this output, or None: NaN/inf, or (given `out`) the same output for every
+    sample (a constant input: zeros, dead ReLUs), which no weight scale can give std 1: dividing would ruin it."""
+    if not (math.isfinite(mean) and math.isfinite(std)):
+        return (f"LSUV: {name} outputs NaN or inf on this batch (mean {mean}, std {std}). "
+                "Check the batch and the layers before it.")
+    if out is None:
+        return None
+    d = out.detach().float()
+    spread = d.std(0).max() if len(d) > 1 else d.std()  # how much any one unit varies from sample to sample
+    if not (spread / d.abs().max()).item() > 1e-5:  # also catches 0/0 = NaN: an all-zero output
+        return (f"LSUV: {name} outputs a constant on this batch, the same for every sample (mean {mean:.3g}), so no "
+                "weight scale can give it std 1. Its input is probably all zeros or dead ReLUs: check the batch and "
+                "the layers before it (or leave this layer out of `modules`).")
+    return None
+
+
+def average(stats: Sequence[Sequence[float]]) -> tuple[float, ...]:
+    """The statistics of several batches averaged (one batch: its own, exactly)."""
+    return tuple(stats[0]) if len(stats) == 1 else tuple(sum(s) / len(stats) for s in zip(*stats))
+
+
+# ---------------------------------------------------------------- the cache: run only the layer being tuned
+
 class _StopForward(Exception):
     """Raised by a hook once it has what LSUV needs: the layers after it needn't run."""
 
 
-def _stats_then_stop(hook: Hook, mod: nn.Module, inp: Any, out: torch.Tensor) -> None:
-    """Hook function: keep the output's mean, std and spread over the batch, then cut the forward pass short."""
-    d = out.detach().float()
-    spread = d.std(0).max() if len(d) > 1 else d.std()  # how much any one unit varies from sample to sample
-    hook.stats = d.mean().item(), d.std().item(), (spread / d.abs().max()).item()
+def _stop(*_: Any) -> None:
     raise _StopForward
 
 
-def _measure(model: nn.Module, module: nn.Module, xb: torch.Tensor) -> tuple[float, float]:
-    """Mean and std of `module`'s LSUV statistics on `xb`, running the model only as far as that layer.
+def _run(f: Callable[[], Any]) -> None:
+    """Call `f`, a forward pass that a hook may cut short."""
+    try:
+        f()
+    except _StopForward:
+        pass
 
-    Refuses a layer whose output is the same for every sample: its input is constant (all zeros, dead ReLUs),
-    so no weight scale can give it std 1, and dividing by its std would only blow the weights up.
-    """
-    with _lsuv_mode(model), Hook(_hooked(module), _stats_then_stop) as h:
+
+class LayerRun:
+    """Measures layer `m` of `model` on the batches, running only `m`: its input was computed once, by a forward
+    pass stopped just before it. Full forward passes instead when that cache could be wrong: when `m` shares
+    parameters with another module (its input may then depend on itself) or its measuring point runs before it.
+    `whole=True` runs all of `m` (not only up to its measuring point) and keeps its output as `last`."""
+
+    def __init__(self, model: nn.Module, m: nn.Module, xb: Batches, inputs: list | None = None, whole: bool = False):
+        self.model, self.module, self.name, self.batches = model, m, _name(model, m), _batches(xb)
+        self.point = m.get_submodule(getattr(m, "lsuv_output", ""))  # where LSUV reads the statistics
+        self.inputs = inputs if inputs is not None else self._cache_inputs()
+        self.whole, self.last, self.copies, self.checked = whole, None, None, False
+
+    def _cache_inputs(self) -> list | None:
+        """`m`'s (args, kwargs) on each batch, from forward passes stopped there; None if they can't be trusted."""
+        if _shares_parameters(self.model, self.module):
+            return None
+        inputs = []
+        for xb in self.batches:
+            def keep(mod: nn.Module, args: tuple, kwargs: dict) -> None:
+                inputs.append((args, kwargs))
+                raise _StopForward
+            with _hooks((self.module, keep, "pre"), (self.point, _stop, "post")):  # the point first: no cache
+                _run(lambda: self.model(to_model_device(self.model, xb)))
+        return inputs if len(inputs) == len(self.batches) else None
+
+    def output(self, i: int) -> torch.Tensor:
+        """The measuring point's output on batch `i`: `m` run on its cached input (or, failing that, the model)."""
+        out = []
+        def keep(mod: nn.Module, args: tuple, o: torch.Tensor) -> None:
+            out.append(o)
+            if not self.whole:
+                raise _StopForward
+        with _hooks((self.point, keep, "post")):
+            if self.inputs is None:
+                _run(lambda: self.model(to_model_device(self.model, self.batches[i])))
+            else:
+                _run(lambda: self._run_layer(*self.inputs[i]))
+        if not out:
+            raise ValueError(f"{self.name} did not run in model(xb), so LSUV can't measure it.")
+        return out[0]
+
+    def _run_layer(self, args: tuple, kwargs: dict) -> None:
+        """`m` on a cached input; on copies if `m` changes its input in place (ReLU(inplace=True)), as the first
+        run, on copies, tells."""
+        if self.copies is not False:
+            args = [a.clone() if isinstance(a, torch.Tensor) else a for a in args]
+            versions = [a._version for a in args if isinstance(a, torch.Tensor)]
         try:
-            model(to_model_device(model, xb))
-        except _StopForward:
-            pass
-    if not hasattr(h, "stats"):
-        raise ValueError(f"{_name(model, module)} did not run in model(xb), so LSUV can't measure it.")
-    mean, std, rel_spread = h.stats
-    if not (math.isfinite(mean) and math.isfinite(std)):
-        raise ValueError(f"LSUV: {_name(model, module)} outputs NaN or inf on this batch (mean {mean}, std {std}). "
-                         "Check the batch and the layers before it.")
-    if not rel_spread > 1e-5:  # also catches 0/0 = NaN: an all-zero output
-        raise ValueError(f"LSUV: {_name(model, module)} outputs a constant on this batch, the same for every sample "
-                         f"(mean {mean:.3g}), so no weight scale can give it std 1. Its input is probably all zeros or "
-                         "dead ReLUs: check the batch and the layers before it (or leave this layer out of `modules`).")
-    return mean, std
+            self.last = self.module(*args, **kwargs)
+        finally:
+            if self.copies is None:
+                self.copies = versions != [a._version for a in args if isinstance(a, torch.Tensor)]
+
+    def measure(self) -> tuple[float, float]:
+        """Mean and std of `m`'s output, averaged over the batches; the first time, checks the output is usable."""
+        stats = []
+        for i in range(len(self.batches)):
+            out = self.output(i)
+            mean, std = activation_stats(out, bins=0).tolist()
+            problem = stats_problem(self.name, None if self.checked else out, mean, std)
+            if problem:
+                raise ValueError(problem)
+            stats.append((mean, std))
+        self.checked = True  # the input makes an output constant, and the input does not change
+        return average(stats)
 
 
-def lsuv_step(model: nn.Module, module: nn.Module, xb: torch.Tensor, tol: float = 1e-3,
-              update: bool = True) -> tuple[float, float, str]:
-    """One LSUV iteration: measure, then divide the weights by the std if it's off, else shift the mean if it's off.
+@contextmanager
+def _hooks(*specs: tuple[nn.Module, Callable, str]) -> Iterator[None]:
+    """Forward hooks ("post") and pre-hooks with kwargs ("pre") on modules, removed on exit whatever happens."""
+    handles = []
+    try:
+        for m, f, kind in specs:
+            handles.append(m.register_forward_pre_hook(f, with_kwargs=True) if kind == "pre"
+                           else m.register_forward_hook(f))
+        yield
+    finally:
+        for h in handles:
+            h.remove()
 
-    Returns the measured (mean, std) and what it did: "scale", "shift", "converged" (nothing left to do), or
-    "stopped" (something to do, but `update` is False: the iteration budget is spent).
+
+def _shares_parameters(model: nn.Module, m: nn.Module) -> bool:
+    """Does a module outside `m` hold one of `m`'s parameters or buffers (tied weights)?"""
+    inside = {id(t) for t in [*m.parameters(), *m.buffers()]}
+    mine = {id(o) for o in m.modules()}
+    return any(id(t) in inside for o in model.modules() if id(o) not in mine
+               for t in [*o.parameters(recurse=False), *o.buffers(recurse=False)])
+
+
+# ---------------------------------------------------------------- the fast path: every layer in one forward pass
+
+def _lsuv_in_one_pass(model: nn.Module, mods: list[nn.Module], xb: torch.Tensor, tol: float, max_iter: int,
+                      report: LSUVReport, done: Callable[[int], None]) -> None:
+    """Tune each layer when one forward pass reaches it, on the input the pass brings, and hand the pass the
+    tuned layer's output from the last measurement: `lsuv_module`'s weights for about one forward pass plus the
+    layers' own runs.
+
+    Stops (the readable path does the rest) at a layer reached before the one to tune next, or one whose cache
+    `LayerRun` would not trust. A tuned layer called again just runs: the readable path measures its first call.
     """
-    mean, std = _measure(model, module, xb)
-    shift = _shift(module)
-    if abs(std - 1) > tol:
-        action = "scale"
-    elif shift is not None and abs(mean) > tol:
-        action = "shift"
-    else:
-        return mean, std, "converged"
-    if not update:
-        return mean, std, "stopped"
-    with torch.no_grad():
-        if action == "scale":
-            _weight(module).div_(std)
-        elif shift == "relu.sub":
-            module.relu.sub.add_(mean)  # the ReLU's output is shifted down by sub
-        else:
-            module.bias.sub_(mean)
-    return mean, std, action
+    busy = []  # the layer being tuned: its own runs go through its forward too
+
+    def tune_then_forward(i: int, m: nn.Module, *args: Any, **kwargs: Any) -> Any:
+        if busy or i < len(report):
+            return type(m).forward(m, *args, **kwargs)
+        run = LayerRun(model, m, xb, inputs=[(args, kwargs)], whole=True)
+        if i > len(report) or _shares_parameters(model, m) or not _runs_only_inside(model, m, run.point):
+            raise _StopForward
+        busy.append(i)
+        report.append(_tune(run, tol, max_iter, layer=i))
+        busy.clear()
+        done(i + 1)
+        return run.last  # the last measurement ran the whole layer with its final weights on this very input
+
+    if any("forward" in vars(m) for m in mods):  # someone else replaced a forward: leave it be
+        return
+    with ExitStack() as stack:
+        for i, m in enumerate(mods):
+            m.forward = partial(tune_then_forward, i, m)
+            stack.callback(delattr, m, "forward")
+        _run(lambda: model(to_model_device(model, xb)))
 
 
-def _check_args(tol: float, max_iter: int) -> None:
-    if tol <= 0 or max_iter < 0:
-        raise ValueError(f"LSUV needs tol > 0 and max_iter >= 0, got tol={tol}, max_iter={max_iter}.")
-
-
-def _warn_stopped(name: str, mean: float, std: float, max_iter: int, tol: float) -> None:
-    warnings.warn(f"LSUV: {name} did not converge in {max_iter} iterations "
-                  f"(mean {mean:.3g}, std {std:.4g}, tol {tol}); "
-                  "it is left as it is. Try a larger max_iter or tol, or a bigger batch.", LSUVWarning, stacklevel=3)
-
-
-def lsuv_module(model: nn.Module, module: nn.Module, xb: torch.Tensor, tol: float = 1e-3,
-                max_iter: int = 10) -> LSUVResult:
-    """LSUV on one layer: `lsuv_step` until its output has std 1 and mean 0 (within `tol`), at most `max_iter` times."""
-    _check_args(tol, max_iter)
-    for it in range(max_iter + 1):
-        mean, std, action = lsuv_step(model, module, xb, tol, update=it < max_iter)
-        if action == "converged":
-            return LSUVResult(mean, std, it, True, _shift(module))
-    _warn_stopped(_name(model, module), mean, std, max_iter, tol)
-    return LSUVResult(mean, std, max_iter, False, _shift(module))
-
-
-def _modules(model: nn.Module, modules: Sequence[nn.Module] | None) -> list[nn.Module]:
-    mods = lsuv_modules(model) if modules is None else listify(modules)
-    if not mods:
-        raise ValueError("LSUV has no layer to tune: the model has no ConvLayer, conv or linear layer, or `modules` "
-                         "is empty; pass the layers to tune as `modules`.")
-    return mods
-
-
-def lsuv_init(model: nn.Module, xb: torch.Tensor, modules: Sequence[nn.Module] | None = None, tol: float = 1e-3,
-              max_iter: int = 10, progress: bool = True) -> LSUVReport:
-    """LSUV over `modules` (default: `lsuv_modules(model)`) in order, on the batch `xb`; returns a report per layer."""
-    _check_args(tol, max_iter)
-    mods = _modules(model, modules)
-    rows = LSUVReport()
-    for i, m in enumerate(progress_bar(mods, leave=False, comment="LSUV") if progress else mods):
-        rows.append(LSUVRow(i, _name(model, m), *lsuv_module(model, m, xb, tol, max_iter)))
-    return rows
-
-
-class LSUVStep(NamedTuple):
-    """One `LSUVStepper.step`: the layer, its iteration number, the (mean, std) it measured, and what it did."""
-
-    layer: int
-    name: str
-    iteration: int
-    mean: float
-    std: float
-    action: str  # "scale", "shift", "converged" or "stopped"
-
-
-class LayerStats(NamedTuple):
-    """Every tuned layer's activations on the batch at one moment: means (n,), stds (n,), histograms (n, bins)."""
-
-    means: torch.Tensor
-    stds: torch.Tensor
-    hists: torch.Tensor
-
-
-def _record(hook: Hook, mod: nn.Module, inp: Any, out: torch.Tensor, bins: int,
-            hist_range: tuple[float, float]) -> None:
-    """Hook function: keep the output's mean, std and histogram."""
-    d = out.detach().float()
-    hook.stats = d.mean().item(), d.std().item(), d.histc(bins, *hist_range).cpu()
-
-
-class LSUVStepper:
-    """LSUV one iteration at a time, with every layer's statistics after each step: the model behind an LSUV panel.
-
-    `step()` runs `lsuv_step` (the function `lsuv_module` loops over) on the current layer and moves on once the
-    layer has converged or spent `max_iter` updates, so stepping to the end gives exactly `lsuv_init`'s weights.
-    """
-
-    def __init__(self, model: nn.Module, xb: torch.Tensor, modules: Sequence[nn.Module] | None = None,
-                 tol: float = 1e-3, max_iter: int = 10, bins: int = 40, hist_range: tuple[float, float] = (-4.0, 4.0)):
-        _check_args(tol, max_iter)
-        self.model, self.xb, self.tol, self.max_iter = model, xb, tol, max_iter
-        self.bins, self.hist_range = bins, hist_range
-        self.modules = _modules(model, modules)
-        self.names = [_name(model, m) for m in self.modules]
-        self._start = copy.deepcopy(model.state_dict())
-        self.reset()
-
-    def reset(self) -> None:
-        """Put back the weights (and `relu.sub`s) the stepper started from, and forget the history."""
-        self.model.load_state_dict(self._start)
-        self.current: int | None = 0
-        self.iteration = 0
-        self.history: list[LSUVStep] = []
-        self.results = LSUVReport()
-        self.stats: list[LayerStats] = [self.snapshot()]
-
-    @property
-    def done(self) -> bool:
-        return self.current is None
-
-    def snapshot(self) -> LayerStats:
-        """Mean, std and histogram of every tuned layer's activations on the batch, as the model is now."""
-        f = partial(_record, bins=self.bins, hist_range=self.hist_range)
-        with _lsuv_mode(self.model), Hooks([_hooked(m) for m in self.modules], f) as hooks:
-            self.model(to_model_device(self.model, self.xb))
-        missed = [n for n, h in zip(self.names, hooks) if not hasattr(h, "stats")]
-        if missed:
-            raise ValueError(f"The forward pass never reached {', '.join(missed)}: pass only layers of this model's "
-                             "forward path as `modules`.")
-        means, stds, hists = zip(*(h.stats for h in hooks))
-        return LayerStats(torch.tensor(means), torch.tensor(stds), torch.stack(hists))
-
-    def step(self) -> LSUVStep | None:
-        """One LSUV iteration on the current layer; None once every layer is done."""
-        if self.done:
-            return None
-        i, it = self.current, self.iteration
-        mean, std, action = lsuv_step(self.model, self.modules[i], self.xb, self.tol, update=it < self.max_iter)
-        row = LSUVStep(i, self.names[i], it, mean, std, action)
-        self.history.append(row)
-        self.stats.append(self.snapshot())
-        if action in ("converged", "stopped"):
-            self._finish(row)
-        else:
-            self.iteration += 1
-        return row
-
-    def _finish(self, row: LSUVStep) -> None:
-        """Report the current layer and move on to the next."""
-        ok = row.action == "converged"
-        if not ok:
-            _warn_stopped(row.name, row.mean, row.std, self.max_iter, self.tol)
-        shift = _shift(self.modules[row.layer])
-        self.results.append(LSUVRow(row.layer, row.name, row.mean, row.std, row.iteration, ok, shift))
-        self.current = row.layer + 1 if row.layer + 1 < len(self.modules) else None
-        self.iteration = 0
-
-    def next_layer(self) -> LSUVRow | None:
-        """Finish the current layer (step until it converges or runs out of iterations) and move to the next."""
-        if self.done:
-            return None
-        i = self.current
-        while self.current == i:
-            self.step()
-        return self.results[-1]
-
-    def run_all(self) -> LSUVReport:
-        """Step through every remaining layer; returns the same report `lsuv_init` gives."""
-        while not self.done:
-            self.step()
-        return self.results
-
-    def __repr__(self) -> str:
-        where = "done" if self.done else f"{self.names[self.current]}, iteration {self.iteration}"
-        return f"LSUVStepper({len(self.modules)} layers, {len(self.history)} steps, {where})"
+def _runs_only_inside(model: nn.Module, m: nn.Module, point: nn.Module) -> bool:
+    """Is the measuring point `m` itself, or a part of `m` that appears once in the model (so it runs only in `m`)?"""
+    return point is m or sum(o is point for o in model.modules(remove_duplicate=False)) == 1

@@ -40,9 +40,13 @@ class GeneralRelu(nn.Module):
 class ConvLayer(nn.Sequential):
     """Conv2d -> GeneralRelu (-> BatchNorm2d) as one block with named parts `conv`, `relu`, `bn`.
 
-    LSUV finds these blocks, reads the statistics of `relu`'s output and moves `relu.sub` to centre them,
-    as the course does; the conv has a bias only when there is no BatchNorm to make it redundant.
+    The conv has a bias only when there is no BatchNorm to make it redundant. The block states what LSUV
+    (`teachkit.init`) tunes, as the course did: `weight` is the conv's, `bias` is `-relu.sub` (raising it raises the
+    output), and `lsuv_output` says LSUV measures the GeneralRelu's output, before any BatchNorm.
     """
+
+    lsuv_output = "relu"
+    lsuv_shift = "relu.sub"  # what moving `bias` moves, as LSUV's report names it
 
     def __init__(self, ni: int, nf: int, ks: int = 3, stride: int = 2, bn: bool = True, **kwargs: Any):
         layers = OrderedDict(conv=nn.Conv2d(ni, nf, ks, padding=ks // 2, stride=stride, bias=not bn),
@@ -50,6 +54,20 @@ class ConvLayer(nn.Sequential):
         if bn:
             layers["bn"] = nn.BatchNorm2d(nf, eps=1e-5, momentum=0.1)
         super().__init__(layers)
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """The conv's weights: what LSUV divides by the std."""
+        return self.conv.weight
+
+    @property
+    def bias(self) -> torch.Tensor | None:
+        """`-relu.sub`, what LSUV shifts; None for a plain ReLU, whose output can't be centred without killing it."""
+        return None if self.relu.sub is None else -self.relu.sub
+
+    @bias.setter
+    def bias(self, v: torch.Tensor) -> None:
+        self.relu.sub = -v
 
 
 def conv_layer(ni: int, nf: int, ks: int = 3, stride: int = 2, bn: bool = True, **kwargs: Any) -> ConvLayer:

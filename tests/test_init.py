@@ -9,7 +9,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from teachkit.hooks import Hooks
-from teachkit.init import (LSUVReport, LSUVStepper, LSUVWarning, lsuv_init, lsuv_module, lsuv_modules, lsuv_step)
+from teachkit.init import LSUVReport, LSUVWarning, lsuv_init, lsuv_module, lsuv_modules, lsuv_step
+from teachkit.lsuv_stepper import LSUVStepper
 from teachkit.learner import Learner
 from teachkit.models import ConvLayer, get_cnn_model, init_cnn
 from teachkit.toy import toy_databunch
@@ -141,7 +142,7 @@ def test_stepper_reset_restores_weights_exactly():
     assert s.current > 0 and not torch.equal(model[0].conv.weight, start["0.conv.weight"])
     s.reset()
     assert all(torch.equal(v, start[k]) for k, v in model.state_dict().items())
-    assert s.current == 0 and s.history == [] and len(s.stats) == 1
+    assert s.current == 0 and s.history == [] and all(len(st.means) == 1 for st in s.stats)
 
 
 def test_stepping_equals_lsuv_init():
@@ -163,16 +164,16 @@ def test_stepper_records_what_a_view_needs():
     n = len(s.modules)
     assert s.names[0] == "0 ConvLayer" and s.current == 0 and not s.done
     first = s.step()
-    assert (first.layer, first.iteration, first.action) == (0, 0, "scale")
-    st = s.stats[-1]
-    assert st.means.shape == (n,) and st.stds.shape == (n,) and st.hists.shape == (n, 20)
-    assert abs(st.stds[0].item() - 1) < TOL  # the snapshot is taken after the step
-    assert s.stats[0].stds[0].item() == pytest.approx(first.std)  # ... and stats[0] is before any step
+    assert (first.layer, first.iterations, first.action) == (0, 0, "scale")
+    assert len(s.stats) == n and all(len(st.means) == len(st.stds) == len(st.hists) == 2 for st in s.stats)
+    assert all(st.hists[-1].shape == (20,) for st in s.stats)
+    assert abs(s.stats[0].stds[-1] - 1) < TOL  # the snapshot is taken after the step
+    assert s.stats[0].stds[0] == pytest.approx(first.std)  # ... and entry 0 is before any step
     row = s.next_layer()
-    assert row.layer == 0 and row.converged and s.current == 1 and s.iteration == 0
+    assert row.layer == 0 and row.converged and s.current == 1 and s.iterations == 0
     report = s.run_all()
-    assert s.done and len(report) == n and len(s.stats) == len(s.history) + 1
-    assert (s.stats[-1].means.abs() < TOL).all() and ((s.stats[-1].stds - 1).abs() < TOL).all()
+    assert s.done and len(report) == n and all(len(st.means) == len(s.history) + 1 for st in s.stats)
+    assert all(abs(st.means[-1]) < TOL and abs(st.stds[-1] - 1) < TOL for st in s.stats)
     assert "done" in repr(s)
 
 

@@ -45,25 +45,25 @@ def test_panel_is_a_widget_with_named_controls(panel):
     assert isinstance(panel.table, widgets.HTML) and isinstance(panel.image, widgets.Image)
     assert panel.image.value[:8] == b"\x89PNG\r\n\x1a\n"
     assert highlighted(panel.table.value) == [0]
-    assert len(re.findall("class='lsuv-row'", panel.table.value)) == len(panel.model.modules) == 6
+    assert len(re.findall("class='lsuv-row'", panel.table.value)) == len(panel.stepper.modules) == 6
 
 
 def test_step_grows_history_and_redraws(panel):
     table, image = panel.table.value, panel.image.value
-    w0 = panel.model.modules[0].conv.weight.clone()
+    w0 = panel.stepper.modules[0].conv.weight.clone()
     panel.step_button.click()
-    assert len(panel.model.history) == 1 and len(panel.model.stats) == 2
+    assert len(panel.stepper.history) == 1 and all(len(st.means) == 2 for st in panel.stepper.stats)
     assert panel.table.value != table and panel.image.value != image
-    assert not torch.equal(w0, panel.model.modules[0].conv.weight)  # the model itself is what the panel shows
+    assert not torch.equal(w0, panel.stepper.modules[0].conv.weight)  # the model itself is what the panel shows
     assert cells(panel.table.value, 0)[6] == "1"  # iteration count of the current layer
     assert "Step 1" in panel.status.value
     panel.step_button.click()
-    assert len(panel.model.history) == 2
+    assert len(panel.stepper.history) == 2
 
 
 def test_next_layer_moves_the_highlight(panel):
     panel.next_button.click()
-    s = panel.model
+    s = panel.stepper
     assert s.current == 1 and highlighted(panel.table.value) == [1]
     assert s.results[0].converged
     row = cells(panel.table.value, 0)
@@ -75,7 +75,7 @@ def test_run_all_gives_lsuv_init_weights(xb):
     panel, ref = lsuv_panel(small_cnn(), xb), small_cnn()
     report = lsuv_init(ref, xb, progress=False)
     panel.run_button.click()
-    s = panel.model
+    s = panel.stepper
     assert s.done and s.results.converged and len(s.results) == len(report)
     got, want = s.model.state_dict(), ref.state_dict()
     assert all(torch.allclose(got[k].float(), want[k].float(), atol=1e-6) for k in want)
@@ -86,13 +86,13 @@ def test_run_all_gives_lsuv_init_weights(xb):
 
 
 def test_reset_restores_weights_and_view(panel):
-    start = copy.deepcopy(panel.model.model.state_dict())
+    start = copy.deepcopy(panel.stepper.model.state_dict())
     table, image = panel.table.value, panel.image.value
     panel.next_button.click()
     panel.step_button.click()
     panel.reset_button.click()
-    s = panel.model
-    assert s.current == 0 and s.history == [] and len(s.stats) == 1
+    s = panel.stepper
+    assert s.current == 0 and s.history == [] and all(len(st.means) == 1 for st in s.stats)
     assert all(torch.equal(v, s.model.state_dict()[k]) for k, v in start.items())
     assert panel.table.value == table and panel.image.value == image
     assert not panel.step_button.disabled
@@ -102,13 +102,13 @@ def test_modules_subset(xb):
     model = small_cnn()
     panel = lsuv_panel(model, xb, modules=[model[0], model[1]])
     panel.run_button.click()
-    assert len(panel.model.results) == 2 and panel.model.done
+    assert len(panel.stepper.results) == 2 and panel.stepper.done
 
 
 def test_problems_show_in_the_status_line(xb):
     panel = lsuv_panel(small_cnn(), torch.zeros_like(xb))  # zero input: the first layer's output is constant
     panel.step_button.click()
-    assert "constant" in panel.status.value and panel.model.history == []
+    assert "constant" in panel.status.value and panel.stepper.history == []
     panel = lsuv_panel(small_cnn(), xb, max_iter=1)  # one update is not enough: a warning, shown, not lost
     panel.next_button.click()
     assert "did not converge" in panel.status.value and panel.table.value.count("NOT converged") == 1

@@ -14,7 +14,8 @@ import torch
 from matplotlib.axes import Axes
 from torch import nn
 
-from ..init import LSUVStep, LSUVStepper, LSUVWarning
+from ..init import LSUVStep, LSUVWarning
+from ..lsuv_stepper import LSUVStepper
 from ..render import fig_to_png, new_figure
 
 __all__ = ["LSUVPanel", "lsuv_panel", "lsuv_table", "lsuv_plot"]
@@ -27,7 +28,7 @@ def _iterations(s: LSUVStepper, i: int) -> str:
     """Updates made to layer `i` so far: final for finished layers, running for the current one."""
     if i < len(s.results):
         return str(s.results[i].iterations)
-    return str(s.iteration) if i == s.current else "0"
+    return str(s.iterations) if i == s.current else "0"
 
 
 def _state(s: LSUVStepper, i: int) -> str:
@@ -38,14 +39,14 @@ def _state(s: LSUVStepper, i: int) -> str:
 
 def lsuv_table(s: LSUVStepper) -> str:
     """HTML table of every layer's mean/std before LSUV and now, its iteration count, the current layer highlighted."""
-    before, now = s.stats[0], s.stats[-1]
     head = "".join(f"<th style='padding:2px 8px'>{h}</th>" for h in
                    ("layer", "name", "mean before", "std before", "mean now", "std now", "iterations", "state"))
     rows = []
     for i, name in enumerate(s.names):
         style = " style='background:#ffe9a8;font-weight:bold'" if i == s.current else ""
-        cells = (i, html.escape(name), f"{before.means[i]:.4f}", f"{before.stds[i]:.4f}", f"{now.means[i]:.4f}",
-                 f"{now.stds[i]:.4f}", _iterations(s, i), _state(s, i))
+        st = s.stats[i]
+        cells = (i, html.escape(name), f"{st.means[0]:.4f}", f"{st.stds[0]:.4f}", f"{st.means[-1]:.4f}",
+                 f"{st.stds[-1]:.4f}", _iterations(s, i), _state(s, i))
         rows.append(f"<tr class='lsuv-row'{style}>" + "".join(f"<td style='padding:2px 8px'>{c}</td>" for c in cells) + "</tr>")
     return (f"<table class='lsuv-table' style='border-collapse:collapse;font-family:monospace'>"
             f"<tr>{head}</tr>{''.join(rows)}</table>")
@@ -60,25 +61,25 @@ def _plot_hist(ax: Axes, s: LSUVStepper, i: int) -> None:
     """Layer `i`'s activation histogram now, over the one before LSUV."""
     lo, hi = s.hist_range
     edges = torch.linspace(lo, hi, s.bins + 1)
-    ax.stairs(s.stats[-1].hists[i], edges, fill=True, color="C0", alpha=0.7, label="now")
-    ax.stairs(s.stats[0].hists[i], edges, color="C3", label="before LSUV")
+    ax.stairs(s.stats[i].hists[-1], edges, fill=True, color="C0", alpha=0.7, label="now")
+    ax.stairs(s.stats[i].hists[0], edges, color="C3", label="before LSUV")
     ax.set(title=f"Activations of {s.names[i]}", xlabel=f"activation (bins clipped to [{lo:g}, {hi:g}])",
-           ylabel="count")
+           ylabel="share of activations")
     ax.legend(loc="upper right", fontsize="small")
 
 
 def _plot_history(ax: Axes, s: LSUVStepper, i: int) -> None:
     """Layer `i`'s mean and std after every step, with the steps spent on layer `i` shaded and targets 0 and 1."""
-    steps = range(len(s.stats))
-    ax.plot(steps, [st.means[i] for st in s.stats], "o-", ms=3, label="mean")
-    ax.plot(steps, [st.stds[i] for st in s.stats], "s-", ms=3, label="std")
+    steps = range(len(s.stats[i].means))
+    ax.plot(steps, s.stats[i].means, "o-", ms=3, label="mean")
+    ax.plot(steps, s.stats[i].stds, "s-", ms=3, label="std")
     ax.axhline(0, color="C0", ls=":", lw=1)
     ax.axhline(1, color="C1", ls=":", lw=1)
     own = [k + 1 for k, h in enumerate(s.history) if h.layer == i]
     if own:
         ax.axvspan(own[0] - 0.5, own[-1] + 0.5, color="#ffe9a8", label=f"steps on layer {i}")
     ax.set(title=f"Mean and std of {s.names[i]} after each step", xlabel="LSUV step (0 = before)", ylabel="value")
-    ax.set_xlim(-0.5, max(len(s.stats) - 1, 1) + 0.5)
+    ax.set_xlim(-0.5, max(len(steps) - 1, 1) + 0.5)
     ax.legend(loc="best", fontsize="small")
 
 
@@ -97,7 +98,7 @@ def _status(s: LSUVStepper, last: LSUVStep | None, note: str = "") -> str:
     if last is None:
         msg = "Click Step to run one LSUV iteration on the highlighted layer."
     else:
-        msg = (f"Step {len(s.history)}: layer {last.layer} ({html.escape(last.name)}) after {last.iteration} "
+        msg = (f"Step {len(s.history)}: layer {last.layer} ({html.escape(last.name)}) after {last.iterations} "
                f"update(s) had mean {last.mean:.4f}, std {last.std:.4f} &rarr; {_ACTIONS[last.action]}.")
     if s.done:
         msg += f" All {len(s.modules)} layers done: the model is initialised as shown. Reset to start over."
@@ -107,11 +108,11 @@ def _status(s: LSUVStepper, last: LSUVStep | None, note: str = "") -> str:
 class LSUVPanel(widgets.VBox):
     """Buttons over an `LSUVStepper`, a table of every layer's stats and a plot of the current layer.
 
-    Drive it from code as from the browser: `panel.step_button.click()`; the stepper is `panel.model`.
+    Drive it from code as from the browser: `panel.step_button.click()`; the stepper is `panel.stepper`.
     """
 
     def __init__(self, stepper: LSUVStepper):
-        self.model = stepper
+        self.stepper = stepper
         self.step_button = widgets.Button(description="Step", tooltip="One LSUV iteration on the current layer")
         self.next_button = widgets.Button(description="Next layer", tooltip="Finish the current layer")
         self.run_button = widgets.Button(description="Run all", tooltip="Finish every layer", button_style="primary")
@@ -142,7 +143,7 @@ class LSUVPanel(widgets.VBox):
 
     def refresh(self, note: str = "") -> None:
         """Redraw table, plot and status from the stepper; grey out the buttons that have nothing left to do."""
-        s = self.model
+        s = self.stepper
         self.status.value = _status(s, s.history[-1] if s.history else None, note)
         self.table.value = lsuv_table(s)
         self.image.value = lsuv_plot(s)
