@@ -176,11 +176,13 @@ def distributed_dl(dl: DataLoader, train: bool, seed: int = 0) -> DataLoader:
         raise ValueError(f"distributed_dl: can only re-shard a torch DataLoader, got {type(dl).__name__}. Build it with "
                          "a DistributedSampler (training) or a ShardSampler (validation) yourself.")
     ds = dl.dataset
-    sampler = (DistributedSampler(ds, shuffle=isinstance(dl.sampler, RandomSampler), seed=seed, drop_last=dl.drop_last)
+    shuffle = isinstance(dl.sampler, RandomSampler)
+    sampler = (DistributedSampler(ds, world_size(), rank(), shuffle=shuffle, seed=seed, drop_last=dl.drop_last)
                if train else ShardSampler(ds))
     return DataLoader(ds, dl.batch_size, sampler=sampler, num_workers=dl.num_workers, collate_fn=dl.collate_fn,
-                      pin_memory=dl.pin_memory, drop_last=dl.drop_last, worker_init_fn=dl.worker_init_fn,
-                      persistent_workers=dl.persistent_workers if dl.num_workers > 0 else False)
+                      pin_memory=dl.pin_memory, drop_last=dl.drop_last, timeout=dl.timeout,
+                      worker_init_fn=dl.worker_init_fn, multiprocessing_context=dl.multiprocessing_context,
+                      prefetch_factor=dl.prefetch_factor, persistent_workers=dl.persistent_workers)
 
 
 def distributed_dls(dls: DataBunch, seed: int = 0) -> DataBunch:
@@ -219,6 +221,8 @@ class DistributedCallback(Callback):
     every rank), ranks other than 0 log nothing. Every epoch: a new shuffle (`set_epoch`), rank 0's BatchNorm
     statistics for validation (the plain model: no gradients, so no rank waits for another), then the metrics of
     all ranks added up before `AvgStatsCallback` logs them. after_fit: the plain model and data come back.
+    A callback that stops on its own rank's loss (`LRFinder`) would leave the other ranks waiting: find the
+    learning rate in one process.
     """
 
     order = -2  # before ProgressCallback (-1), TrainEvalCallback and AvgStatsCallback (0)
@@ -230,7 +234,9 @@ class DistributedCallback(Callback):
         if not dist.is_initialized():
             raise ValueError("DistributedCallback needs a process group: launch with torchrun and call "
                              "teachkit.distributed.setup() (or use `with process_group():`) before fit.")
-        device = self.device or local_device()
+        device = torch.device(self.device) if self.device is not None else local_device()
+        if device.type == "cuda" and device.index is None:  # plain "cuda": the GPU setup() bound this rank to
+            device = torch.device("cuda", torch.cuda.current_device())
         self.plain = self.model, self.dls, self.logger  # what after_fit gives back
         self.learn.dls = distributed_dls(self.dls, self.seed)
         self.ddp = DDP(self.model.to(device), device_ids=[device.index] if device.type == "cuda" else None)

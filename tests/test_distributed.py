@@ -172,3 +172,32 @@ def test_exercise_checker_passes_the_reference_and_names_each_typical_mistake():
     for m in l11b.MISTAKES:
         verdict = l11b.check_replica_grads(m.fn)
         assert not verdict.ok and m.hint in verdict.message
+
+
+@pytest.mark.parametrize("stop", [None, RuntimeError, KeyboardInterrupt])
+def test_the_process_group_is_left_on_success_error_and_ctrl_c(monkeypatch, stop):
+    import torch.distributed as dist
+    monkeypatch.setenv("RANK", "0"), monkeypatch.setenv("LOCAL_RANK", "0"), monkeypatch.setenv("WORLD_SIZE", "1")
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1"), monkeypatch.setenv("MASTER_PORT", str(free_port()))
+    try:
+        with process_group(timeout_s=30) as device:
+            assert dist.is_initialized() and dist.get_backend() == "gloo" and device.type == "cpu"
+            if stop is not None:
+                raise stop()
+    except (RuntimeError, KeyboardInterrupt):
+        pass
+    assert not dist.is_initialized()
+
+
+def test_resharding_keeps_the_dataloaders_settings(monkeypatch):
+    import teachkit.distributed as D
+    monkeypatch.setattr(D, "world_size", lambda: 2), monkeypatch.setattr(D, "rank", lambda: 1)
+    ds = TensorDataset(torch.arange(10))
+    dl = DataLoader(ds, 3, shuffle=False, drop_last=True, collate_fn=lambda b: b)
+    valid = D.distributed_dl(dl, train=False)
+    assert isinstance(valid.sampler, ShardSampler) and list(valid.sampler) == [1, 3, 5, 7, 9]
+    assert (valid.batch_size, valid.drop_last, valid.collate_fn) == (3, True, dl.collate_fn)
+    assert D.distributed_dl(valid, train=False) is valid  # already a share: unchanged
+    train = D.distributed_dl(DataLoader(ds, 2, shuffle=True), train=True, seed=3)
+    assert (train.sampler.num_replicas, train.sampler.rank, train.sampler.shuffle, train.sampler.seed) == (2, 1, True, 3)
+    assert len(train) == 3  # 5 of the 10 items for rank 1, in batches of 2

@@ -124,3 +124,12 @@ def test_the_flags_reach_the_learner(smoke_path):
     dls = imagenette_dls(smoke_path, 32, 16, workers=0)
     learn = build_learner(dls, "adam", lsuv=False, progress=False, device="cpu", channels_last=True, compile_model=True)
     assert {"ChannelsLast", "Compile"} <= {type(cb).__name__ for cb in learn.cbs}
+
+
+def test_the_cli_trains_with_the_gpu_flags_on_a_cpu(monkeypatch, capsys):
+    from teachkit.train import main
+    monkeypatch.setenv("TEACHKIT_SMOKE", "1")
+    res = main(["--channels-last", "--gpu-decode", "--epochs", "1"])
+    out = capsys.readouterr().out
+    assert "--gpu-decode: no CUDA GPU" in out and out.count("Final: valid accuracy") == 1
+    assert res["world_size"] == 1 and 0 <= res["valid_accuracy"] <= 1
