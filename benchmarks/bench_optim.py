@@ -37,7 +37,7 @@ def optimizers(params: list[torch.Tensor]) -> dict[str, Callable]:
             "torch.optim.AdamW(foreach=True)": torch.optim.AdamW(params, foreach=True, **torch_kw)}
 
 
-def time_steps(opts: dict, n_steps: int = 3, n_rounds: int = 5) -> dict[str, float]:
+def time_steps(opts: dict, n_steps: int = 3, n_rounds: int = 10) -> dict[str, float]:
     """Fastest round's mean seconds per `step()`: rounds are interleaved, and the fastest is the least disturbed."""
     for opt in opts.values():  # warm up: allocate state, fault in memory
         opt.step()

@@ -4,7 +4,7 @@ from functools import partial
 
 import pytest
 import torch
-from test_optim import LR2, assert_same_params, groups, scaled, small_net, train
+from test_optim import LR2, assert_matches_after_100_steps, assert_same_params, groups, small_net, train
 
 from teachkit.callbacks import ParamScheduler, Recorder
 from teachkit.learner import Learner
@@ -31,12 +31,7 @@ RADAM_CASES = {  # name -> (teachkit, torch), the same hyper-parameters; torch's
 @pytest.mark.parametrize("per_group", [None, LR2], ids=["one group", "two groups, lrs x1 and x0.1"])
 @pytest.mark.parametrize("case", RADAM_CASES)
 def test_radam_matches_torch_after_100_steps(case, per_group):
-    ours, theirs = RADAM_CASES[case]
-    a, b = small_net(), small_net()
-    train(a, scaled(per_group, ours)(groups(a, [{}, {}] if per_group else None)))
-    train(b, scaled(per_group, theirs)(groups(b, [{}, {}] if per_group else None)))
-    assert_same_params(a, b)
-    assert not torch.equal(a[0].weight, small_net()[0].weight)
+    assert_matches_after_100_steps(*RADAM_CASES[case], per_group)
 
 
 def test_radam_takes_momentum_steps_until_the_variance_is_defined():
