@@ -11,6 +11,7 @@ Run `python -m teachkit.train --help` for every flag.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -27,40 +28,29 @@ from .utils import default_device
 __all__ = ["parse_args", "main"]
 
 
-# ------------------------------------------------------------------------------------------ command line
-
-def _int_at_least(low: int) -> Callable[[str], int]:
-    def parse(s: str) -> int:
+def _checked(convert: Callable[[str], Any], ok: Callable[[Any], bool], what: str) -> Callable[[str], Any]:
+    """An argparse type: `convert` the text and refuse it, saying it "must be `what`", unless `ok(value)`."""
+    def parse(s: str) -> Any:
         try:
-            v = int(s)
+            v = convert(s)
         except ValueError:
             v = None
-        if v is None or v < low:
-            raise argparse.ArgumentTypeError(f"must be a whole number >= {low}, got {s!r}")
+        if v is None or not ok(v):
+            raise argparse.ArgumentTypeError(f"must be {what}, got {s!r}")
         return v
     return parse
+
+
+def _int_at_least(low: int) -> Callable[[str], int]:
+    return _checked(int, lambda v: v >= low, f"a whole number >= {low}")
 
 
 def _number(positive: bool) -> Callable[[str], float]:
-    def parse(s: str) -> float:
-        try:
-            v = float(s)
-        except ValueError:
-            v = float("nan")
-        if not (v > 0 if positive else v >= 0) or v == float("inf"):
-            raise argparse.ArgumentTypeError(f"must be a finite number {'> 0' if positive else '>= 0'}, got {s!r}")
-        return v
-    return parse
+    return _checked(float, lambda v: math.isfinite(v) and (v > 0 if positive else v >= 0),
+                    f"a finite number {'> 0' if positive else '>= 0'}")
 
 
-def _fraction(s: str) -> float:
-    try:
-        v = float(s)
-    except ValueError:
-        v = float("nan")
-    if not 0 <= v < 1:
-        raise argparse.ArgumentTypeError(f"must be a number >= 0 and < 1, got {s!r}")
-    return v
+_fraction = _checked(float, lambda v: 0 <= v < 1, "a number >= 0 and < 1")
 
 
 def _dataset(s: str) -> str:

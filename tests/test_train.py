@@ -32,6 +32,7 @@ def test_smoke_run_learns_the_generated_set_well_above_chance(smoke, capsys):
     (["--size", "0"], "argument --size: must be a whole number >= 16, got '0'"),
     (["--bs", "ten"], "argument --bs: must be a whole number >= 2, got 'ten'"),
     (["--lr", "-1"], "argument --lr: must be a finite number > 0, got '-1'"),
+    (["--lr", "inf"], "argument --lr: must be a finite number > 0, got 'inf'"),
     (["--data", "no-such-dataset"], "'no-such-dataset' is neither a dataset"),
     (["--arch", "resnet18"], "argument --arch: invalid choice: 'resnet18'"),
     (["--sched", "cosine"], "argument --sched: invalid choice: 'cosine'"),
