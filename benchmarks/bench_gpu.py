@@ -22,10 +22,10 @@ from teachkit.data import norm_imagenette
 from teachkit.databunch import DataBunch, default_num_workers
 from teachkit.lookalike import is_synthetic
 from teachkit.learner import Callback, Learner
-from teachkit.models import conv_layer, get_cnn_model, init_cnn
 from teachkit.optim import adam_opt
 from teachkit.pipeline import ChannelsLast, get_data, imagenette_dls, imagenette_gpu_dls
 from teachkit.precision import MixedPrecision
+from teachkit.recipe import lesson_cnn
 
 SIZE, BS = 128, 64
 
@@ -74,10 +74,6 @@ def pipeline_images_per_s(dl, device: torch.device, n_batches: int = 60, warmup:
     return n / (time.perf_counter() - start)
 
 
-def lesson_cnn(c_out: int) -> torch.nn.Module:
-    return init_cnn(get_cnn_model(3, c_out, [64, 64, 128, 256], conv_layer, leak=0.1, sub=0.4, maxv=6.0))
-
-
 def xresnet18_or_none() -> Callable[[int], torch.nn.Module] | None:
     try:
         from teachkit.xresnet import xresnet18
@@ -117,7 +113,7 @@ def run(device: torch.device | None = None) -> list[dict]:
     rows = [{"figure": f"input pipeline, JPEG decode on the GPU ({data}, {gpu_name})", "value": round(pipe_gpu),
              "unit": "images/s", "baseline": f"PIL decode in {nw} DataLoader workers, pinned copy",
              "baseline_value": round(pipe_cpu), "ratio": round(pipe_gpu / pipe_cpu, 2)}]
-    models = {"lesson CNN": lesson_cnn}
+    models = {"lesson CNN": lambda c_out: lesson_cnn(n_out=c_out)}
     if (xres := xresnet18_or_none()) is not None:
         models["XResNet-18"] = xres
     for name, make in models.items():
