@@ -19,7 +19,7 @@ import torch
 from teachkit.augment import show_samples
 from teachkit.init import lsuv_modules, lsuv_step
 from teachkit.models import get_cnn_model, init_cnn
-from teachkit.playground import COLORS, OptimizerPlayground, draw_contours, draw_loss_axes
+from teachkit.playground import COLORS, OptimizerPlayground, PlaygroundPlot, draw_contours, draw_loss_axes
 from teachkit.surfaces import get_surface
 from teachkit.widgets import augment_panel, lsuv_panel, optimizer_panel
 from teachkit.render import fig_to_png, new_figure
@@ -78,14 +78,14 @@ def full_redraw_png(pg: OptimizerPlayground) -> bytes:
 
 
 def optimizer_panel_rows() -> list[dict]:
-    """Rerun + redraw after an lr change, and its two halves, each against the plain way of doing it."""
+    """Rerun + redraw after an lr change and after a surface change, and their parts, against the plain ways."""
     panel = optimizer_panel(steps=STEPS)
-    pg = panel.model
-    lrs = iter(np.tile([0.02, 0.021], 1000))
+    pg = panel.playground
+    lrs, panel_lrs = iter(np.tile([0.02, 0.021], 1000)), iter(np.tile([0.02, 0.021], 1000))  # the panel's own: a change each time
     surfaces = iter(["rosenbrock", "ill-conditioned"] * 1000)
 
     def lr_change():
-        panel.lr.value = float(next(lrs))
+        panel.lr.value = float(next(panel_lrs))
 
     def rerun_full_redraw():
         pg.update(lr=float(next(lrs)))
@@ -95,9 +95,15 @@ def optimizer_panel_rows() -> list[dict]:
         pg.update(lr=float(next(lrs)))
         return pg.trajectories
 
+    def first_picture_of_a_surface():
+        """What a surface change cost before the backgrounds were prepared: a new picture, drawn from scratch."""
+        pg.update(lr=float(next(lrs)))
+        PlaygroundPlot(pg.surface).render(pg.start, pg.trajectories, pg.steps)
+
     t = time_ms({"panel": lr_change, "full": rerun_full_redraw, "run": rerun, "torch": torch_optim_run,
                  "render": pg.render, "savefig": lambda: full_redraw_png(pg),
-                 "surface": lambda: setattr(panel.surface, "value", next(surfaces))})
+                 "surface": lambda: setattr(panel.surface, "value", next(surfaces)),
+                 "cold": first_picture_of_a_surface})
     n = f"4 opt x {STEPS} steps"
     return [row(f"optimizer panel: lr slider -> recompute+render ({n})", t["panel"],
                 "recompute + plain redraw (new figure, savefig)", t["full"]),
@@ -105,8 +111,45 @@ def optimizer_panel_rows() -> list[dict]:
                 "same loop with torch.optim SGD, SGD mom, Adam x2", t["torch"]),
             row("optimizer panel: render only (blit on cached contours, PNG)", t["render"],
                 "plain redraw (new figure, savefig)", t["savefig"]),
-            row(f"optimizer panel: surface change, contours redrawn ({n})", t["surface"],
-                "lr slider change", t["panel"])]
+            row(f"optimizer panel: surface change -> recompute+render, backgrounds prepared ({n})", t["surface"],
+                "recompute + first picture of a surface (contours drawn)", t["cold"])]
+
+
+# ---------------------------------------------------------------- training panel
+
+def training_overhead_rows(batches: int = 200, rounds: int = 2) -> list[dict]:
+    """`fit` with the training panel (losses, lr, momentum, every conv's activation statistics, live pictures) against
+    the same `fit` without it: the lesson CNN on generated 32 px images, CPU, best of `rounds` interleaved runs."""
+    from teachkit.learner import Learner
+    from teachkit.optim import adam_opt
+    from teachkit.toy import toy_databunch
+    from teachkit.widgets import training_panel
+
+    bs = 32
+
+    def fit(panel: bool, n: int = batches) -> tuple[float, int]:
+        """Seconds for one epoch of `n` batches, and how many pictures the panel drew."""
+        dls = toy_databunch("images", n_train=n * bs, n_valid=4 * bs, bs=bs, size=32, n_classes=10)
+        torch.manual_seed(0)
+        model = init_cnn(get_cnn_model(3, 10, [32, 64, 128, 256], leak=0.1, sub=0.4, maxv=6.0))
+        learn = Learner(model, dls, lr=1e-3, opt_func=adam_opt)
+        monitor = training_panel().monitor if panel else None
+        start = time.perf_counter()
+        learn.fit(1, cbs=[monitor] if panel else [])
+        return time.perf_counter() - start, monitor.draws if panel else 0
+
+    fit(True, n=10)  # warm-up: first matplotlib draw, allocator
+    times, draws = {True: [], False: []}, 0
+    for _ in range(rounds):
+        for panel in (False, True):
+            elapsed, n = fit(panel)
+            times[panel].append(elapsed)
+            draws = max(draws, n)
+    with_panel, without = min(times[True]), min(times[False])
+    return [{"figure": f"fit with the training panel (lesson CNN [32,64,128,256], {batches} batches of {bs}x3x32x32; "
+                       f"{draws} pictures)", "value": round(with_panel, 2), "unit": "s",
+             "baseline": "the same fit without it", "baseline_value": round(without, 2),
+             "ratio": round(with_panel / without, 3)}]
 
 
 # ---------------------------------------------------------------- LSUV and augmentation panels
@@ -120,7 +163,7 @@ def lsuv_panel_rows() -> list[dict]:
     first = lsuv_modules(model)[0]
 
     def click():
-        if panel.model.done:  # ~20 steps in all: start over rather than time clicks that do nothing
+        if panel.stepper.done:  # ~20 steps in all: start over rather than time clicks that do nothing
             panel.reset_button.click()
         panel.step_button.click()
 
@@ -147,7 +190,8 @@ def augment_panel_rows() -> list[dict]:
                 "augment.show_samples (pyplot) + savefig", t["pyplot"])]
 
 
-PANELS: list[Callable[[], list[dict]]] = [optimizer_panel_rows, lsuv_panel_rows, augment_panel_rows]
+PANELS: list[Callable[[], list[dict]]] = [optimizer_panel_rows, lsuv_panel_rows, augment_panel_rows,
+                                           training_overhead_rows]
 
 
 def run() -> list[dict]:

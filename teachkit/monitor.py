@@ -47,13 +47,14 @@ class TrainingMonitor(Callback):
     """Losses, lr and momentum of every batch, and activation statistics, drawn live during `fit` (see module doc).
 
     `modules`, `stats_every`, `bins`, `hist_range` go to `ActivationStats` (which layers, one training batch in
-    `stats_every`); `n_hists` is how many layers get a "colorful dimension" plot (spread over the hooked layers).
+    `stats_every`: on a CPU a layer's histogram costs about as much as the layer, so not every batch by default);
+    `n_hists` is how many layers get a "colorful dimension" plot (spread over the hooked layers).
     """
 
     order = 10  # after the callbacks that set the hyper-parameters and count the batches
 
-    def __init__(self, modules: Sequence | None = None, every: float = 0.5, max_share: float = 0.05,
-                 stats_every: int = 1, n_hists: int = 2, on_png: Callable[[bytes], Any] | None = None, **stats_kwargs):
+    def __init__(self, modules: Sequence | None = None, every: float = 0.5, max_share: float = 0.03,
+                 stats_every: int = 10, n_hists: int = 2, on_png: Callable[[bytes], Any] | None = None, **stats_kwargs):
         if every < 0 or not 0 < max_share <= 1:
             raise ValueError(f"TrainingMonitor needs every >= 0 seconds and 0 < max_share <= 1, got {every}, {max_share}.")
         self.act = ActivationStats(modules, every=stats_every, **stats_kwargs)
@@ -150,6 +151,8 @@ class MonitorPlot:
                                              for ax in (self.mean, self.std, self.zero))
         self.images = [ax.imshow(np.zeros((1, 1)), origin="lower", aspect="auto", interpolation="nearest")
                        for ax in hist_axes]
+        for ax in fig.axes:
+            ax.locator_params(nbins=4)  # fewer tick labels: text is most of the cost of a picture
         for ax, title, xlabel in [(self.loss, "loss", "batch"), (self.lr, "learning rate", "batch"),
                                   (self.mom, "momentum", "batch"), (self.mean, "activation mean", "recorded batch"),
                                   (self.std, "activation std", "recorded batch"),

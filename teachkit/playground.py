@@ -250,8 +250,8 @@ class PlaygroundPlot:
     def __init__(self, surface: Surface, width: float = 10.0, height: float = 4.2, dpi: int = 90):
         left = width * 1.15 / 2.15
         self.surface = surface
-        self.contour = Blit(fixed_figure(left, height, dpi, left=0.12, right=0.97, bottom=0.13, top=0.84))
-        self.loss = Blit(fixed_figure(width - left, height, dpi, left=0.15, right=0.97, bottom=0.13, top=0.75))
+        self.contour = Blit(fixed_figure(left, height, dpi, left=0.12, right=0.97, bottom=0.13, top=0.8))
+        self.loss = Blit(fixed_figure(width - left, height, dpi, left=0.18, right=0.97, bottom=0.13, top=0.8))
         self.ax, self.loss_ax = self.contour.fig.subplots(), self.loss.fig.subplots()
         grid = [t.numpy() for t in surface.grid(150)]
         self.minimum = draw_contours(self.ax, surface, *grid)
@@ -286,7 +286,8 @@ class PlaygroundPlot:
         handles = [Line2D([], [], marker="o", ms=4, color=COLORS[n], label=n) for n in names]
         handles.append(Line2D([], [], ls="", marker="o", color="white", mec="black", ms=9, label="start"))
         handles += [Line2D([], [], ls="", marker="*", color="gold", mec="black", ms=15, label="minimum")] * bool(self.minimum)
-        self.loss.fig.legend(handles=handles, loc="upper center", ncols=3, frameon=False, fontsize=10)
+        self.loss.fig.legend(handles=handles, loc="upper center", ncols=3, frameon=False, fontsize=10,
+                             borderaxespad=0.2)
 
     def prepare(self, names: Sequence[str], steps: int) -> None:
         """Draw and keep both backgrounds now, so that the first render of this surface is as fast as the next."""
@@ -329,7 +330,8 @@ def draw_contours(ax, surface: Surface, X: np.ndarray, Y: np.ndarray, Z: np.ndar
         levels, norm = np.linspace(Z.min(), Z.max(), 16), None
     ax.contourf(X, Y, Z, levels=levels, norm=norm, cmap="Greys", alpha=0.6)
     ax.contour(X, Y, Z, levels=levels, norm=norm, colors="0.5", linewidths=0.5)
-    ax.set(xlim=surface.xlim, ylim=surface.ylim, xlabel="x", ylabel="y", title=f"{surface.name} surface")
+    ax.set(xlim=surface.xlim, ylim=surface.ylim, xlabel="x", ylabel="y")
+    ax.set_title(f"{surface.name} surface", pad=12)  # above the crosses of runs that left through the top
     ax.set_aspect("equal")
     if surface.minimum is None:
         return []

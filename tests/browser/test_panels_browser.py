@@ -1,4 +1,7 @@
-"""The three panels in a real JupyterLab in headless Chromium: run the notebook, click, see the page change."""
+"""The four panels in a real JupyterLab in headless Chromium: run the notebook, click, see the page change.
+
+Every panel is photographed into build/screenshots/ (look at them: readouts beside sliders, labels beside controls).
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,13 +23,19 @@ pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium "
                                  "(`make test` installs it with apt when it can)")]
 
+FIT_CELL = "learn.fit(6, cbs=panel.monitor)"  # run by its test, not with the others: the page must watch it run
 CELLS = [
     "import torch\nfrom teachkit.models import get_cnn_model, init_cnn\n"
-    "from teachkit.widgets import augment_panel, lsuv_panel, optimizer_panel\ntorch.manual_seed(0)",
+    "from teachkit.widgets import augment_panel, lsuv_panel, optimizer_panel, training_panel\ntorch.manual_seed(0)",
     "model = init_cnn(get_cnn_model(3, 10, [8, 16], leak=0.1, sub=0.4, maxv=6.0))\n"
     "lsuv_panel(model, torch.randn(16, 3, 32, 32))",
     "optimizer_panel('ill-conditioned')",
     "augment_panel(n=4)",
+    "from teachkit.learner import Learner\nfrom teachkit.optim import adam_opt\nfrom teachkit.toy import toy_databunch\n"
+    "learn = Learner(init_cnn(get_cnn_model(3, 4, [16, 32], leak=0.1, sub=0.4, maxv=6.0)),\n"
+    "                toy_databunch('images', n_train=2048, n_valid=256, bs=32, size=16), lr=3e-3, opt_func=adam_opt)\n"
+    "panel = training_panel(every=0.5, max_share=0.5)\npanel",
+    FIT_CELL,
 ]
 
 
@@ -51,8 +60,10 @@ def page(tmp_path_factory):
             page.set_default_timeout(TIMEOUT_MS)
             page.goto(lab.notebook_url("panels.ipynb"))
             page.wait_for_function("window.jupyterapp?.shell.currentWidget?.sessionContext?.session?.kernel?.status === 'idle'")
-            page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
-            for panel in ("lsuv", "optimizer", "augment"):
+            notebook = "window.jupyterapp.shell.currentWidget.content"
+            page.evaluate(f"{notebook}.activeCellIndex = {len(CELLS) - 1}")  # every cell above the fit
+            page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-above')")
+            for panel in ("lsuv", "optimizer", "augment", "training"):
                 page.locator(f".tk-{panel}-panel img").wait_for()
             page.screenshot(path=str(SHOTS / "notebook.png"))
             yield page
@@ -104,3 +115,21 @@ def test_augment_resample_shows_new_images(page):
     page.locator(".tk-augment-panel").get_by_role("button", name="Resample").click()
     wait_changed(page, ".tk-augment-panel img", "src", before)
     shoot(page, "augment", "augment-after-resample")
+
+
+def test_training_panel_picture_changes_while_fit_runs(page):
+    shoot(page, "training", "training-before")
+    first = img_src(page, "training")
+    page.evaluate(f"window.jupyterapp.shell.currentWidget.content.activeCellIndex = {len(CELLS) - 1}")
+    page.evaluate("window._tkSeen = new Set(); window.jupyterapp.commands.execute('notebook:run-cell')")
+    kernel = "window.jupyterapp.shell.currentWidget.sessionContext.session.kernel"
+    # three different pictures seen while the kernel is busy with fit: the panel is live, not drawn at the end
+    page.wait_for_function(f"""([first]) => {{
+        const src = document.querySelector('.tk-training-panel img').src;
+        if ({kernel}.status === 'busy' && src !== first) window._tkSeen.add(src);
+        return window._tkSeen.size >= 3;
+    }}""", arg=[first], polling=100)
+    shoot(page, "training", "training-during-fit")
+    page.wait_for_function(f"{kernel}.status === 'idle'")
+    assert "valid loss" in page.locator(".tk-training-panel").inner_text()
+    shoot(page, "training", "training-after-fit")
