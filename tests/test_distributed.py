@@ -17,7 +17,7 @@ from teachkit.callbacks import AvgStatsCallback, accuracy
 from teachkit.data import DataBunch
 from teachkit.distributed import (DistributedCallback, ShardSampler, init_on_main, main_process_first, process_group,
                                   setup, world_size)
-from teachkit.learner import Learner
+from teachkit.learner import Callback, Learner
 from teachkit.optim import adam_opt, sgd_opt
 
 OPTS = {"sgd": (sgd_opt, 0.1), "adam": (adam_opt, 1e-2)}
@@ -45,6 +45,16 @@ def toy_learner(opt: str, bs: int, cbs=()) -> tuple[Learner, list]:
     return learn, rows
 
 
+class SeeSampler(Callback):
+    """Record, each epoch, the training sampler's epoch and whether it shuffles."""
+
+    def before_fit(self):
+        self.seen = []
+
+    def before_train(self):
+        self.seen.append((self.dls.train_dl.sampler.epoch, self.dls.train_dl.sampler.shuffle))
+
+
 def replica(rank: int, world: int, port: int, out: str) -> None:
     """One rank: what torchrun would set in the environment, then the same code paths as `python -m teachkit.train`."""
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1",
@@ -58,6 +68,10 @@ def replica(rank: int, world: int, port: int, out: str) -> None:
             learn.fit(EPOCHS)
             res[opt] = dict(state=learn.model.state_dict(), rows=rows, plain=type(learn.model).__name__,
                             valid=learn.avg_stats.valid_stats.avg_stats, count=learn.avg_stats.valid_stats.count)
+        learn, _ = toy_learner("sgd", bs=16, cbs=[DistributedCallback(), SeeSampler()])
+        learn.dls.train_dl = DataLoader(learn.dls.train_ds, 16, shuffle=True)
+        learn.fit(EPOCHS)
+        res["shuffled"] = dict(seen=learn.see_sampler.seen, state=learn.model.state_dict())
         torch.manual_seed(rank)  # different weights on every rank ...
         lin = nn.Linear(3, 2)
         init_on_main(lin, lambda m: nn.init.constant_(m.weight, 3.0))  # ... until rank 0's are broadcast
@@ -109,6 +123,13 @@ def test_every_rank_sees_the_metrics_of_the_whole_validation_set(two_ranks, opt)
     assert r0["valid"] == r1["valid"]
     assert r0["valid"] == pytest.approx(learn.avg_stats.valid_stats.avg_stats, abs=1e-5)
     assert len(r0["rows"]) == len(rows) == EPOCHS + 1 and r1["rows"] == []  # the table: rank 0 only
+
+
+def test_each_epoch_is_shuffled_anew_and_the_replicas_stay_identical(two_ranks):
+    for res in two_ranks:
+        assert res["shuffled"]["seen"] == [(0, True), (1, True)]  # set_epoch(epoch) before each training pass
+    s0, s1 = two_ranks[0]["shuffled"]["state"], two_ranks[1]["shuffled"]["state"]
+    assert all(torch.equal(s0[k], s1[k]) for k in s0)  # different batches, the same averaged steps
 
 
 def test_weights_initialised_on_rank_0_reach_every_rank(two_ranks):
