@@ -11,12 +11,12 @@ import matplotlib.pyplot as plt
 import torch
 from fastprogress.fastprogress import format_time
 
-from .learner import CancelFitException, Callback, TrainEvalCallback
+from .learner import CancelFitException, Callback
 from .progress import aligned_row, master_bar, progress_bar
 from .schedule import Schedule, sched_exp
 from .utils import default_device, listify
 
-__all__ = ["TrainEvalCallback", "AvgStats", "AvgStatsCallback", "accuracy", "Recorder", "ParamScheduler", "LRFinder",
+__all__ = ["AvgStats", "AvgStatsCallback", "accuracy", "Recorder", "ParamScheduler", "LRFinder",
            "DeviceCallback", "BatchTransformXCallback", "Throughput", "TablePrinter", "ProgressCallback",
            "hypers_of"]
 

@@ -11,6 +11,9 @@ from torch import nn
 
 from .utils import camel2snake, listify, restore_modes, train_modes
 
+__all__ = ["EVENTS", "LEGACY", "CancelFitException", "CancelEpochException", "CancelBatchException", "Callback",
+           "TrainEvalCallback", "check_callback", "param_getter", "default_opt_func", "Learner"]
+
 EVENTS = ("before_fit", "before_epoch", "before_train", "before_batch", "after_pred", "after_loss",
           "after_backward", "after_step", "after_batch", "before_validate", "after_epoch", "after_fit",
           "after_cancel_batch", "after_cancel_epoch", "after_cancel_fit")

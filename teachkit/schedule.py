@@ -10,6 +10,9 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+__all__ = ["Schedule", "annealer", "sched_lin", "sched_cos", "sched_no", "sched_exp", "cos_1cycle_anneal",
+           "combine_scheds", "one_cycle", "momentum_cycle", "flat_cos"]
+
 Schedule = Callable[[float], float]
 
 

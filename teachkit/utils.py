@@ -11,6 +11,9 @@ from typing import Any
 import numpy as np
 import torch
 
+__all__ = ["listify", "compose", "camel2snake", "default_device", "to_model_device", "train_modes", "restore_modes",
+           "keep_modes", "set_seed", "derive_seed", "show_source"]
+
 
 def listify(o: Any) -> list:
     """Turn None, a single object or any iterable (but not a string) into a list."""

@@ -44,3 +44,16 @@ def test_keep_modes_restores_train_and_eval_per_module():
 def test_to_model_device_follows_the_parameters():
     assert to_model_device(torch.nn.Linear(2, 2).to("meta"), torch.zeros(1, 2)).device.type == "meta"
     assert to_model_device(torch.nn.ReLU(), torch.zeros(1)).device.type == "cpu"
+
+
+def test_each_public_name_of_the_core_modules_lives_in_its_own_module():
+    """One name, one home: no module of the core lists in __all__ a function or class defined elsewhere."""
+    import importlib
+    import inspect
+
+    for name in ["learner", "callbacks", "schedule", "utils", "progress", "recipe", "train"]:
+        mod = importlib.import_module(f"teachkit.{name}")
+        for public in mod.__all__:
+            obj = getattr(mod, public)
+            if inspect.isclass(obj) or inspect.isfunction(obj):
+                assert obj.__module__ == mod.__name__, f"{mod.__name__}.{public} is {obj.__module__}'s"
