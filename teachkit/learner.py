@@ -36,10 +36,10 @@ class CancelBatchException(Exception):
 
 
 def __getattr__(name: str) -> Any:
-    if name == "CancelTrainException":  # course-v3 code meets a clear message rather than a bare ImportError
-        raise AttributeError("CancelTrainException is not in teachkit: course-v3 used it to stop fit (raise "
-                             "CancelFitException), fastai v2 to skip the rest of training (raise CancelEpochException "
-                             "in a training batch: validation still runs).")
+    if name == "CancelTrainException":  # course-v3 code meets a clear message, even in `from ... import`
+        raise ImportError("CancelTrainException is not in teachkit: course-v3 used it to stop fit (raise "
+                          "CancelFitException), fastai v2 to skip the rest of training (raise CancelEpochException "
+                          "in a training batch: validation still runs).", name=__name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
