@@ -22,7 +22,9 @@ from matplotlib import cbook
 from PIL import Image
 from torchvision.transforms import v2
 
-from teachkit.augment import BatchAugment, PilRandomFlip, PilTiltRandomCrop, to_byte_tensor, to_float_tensor
+from teachkit.augment import PilRandomFlip, PilTiltRandomCrop
+from teachkit.batch_augment import BatchAugment
+from teachkit.transforms import to_byte_tensor, to_float_tensor
 from teachkit.utils import compose
 
 N, SIZE = 64, 128

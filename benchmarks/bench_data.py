@@ -4,8 +4,8 @@ Run as `python -m benchmarks.bench_data` (about a minute). Two experiments, on t
 temporary folder:
 
 - `get_files` on 13,394 empty files laid out like Imagenette (train/val, ten class folders), against
-  the course's `os.walk` version building the same `Path` objects and against `Path.rglob`. Two more rows
-  say where the time goes: walking the folders alone (strings, no `Path`), and building the `Path`s.
+  the course's `os.walk` version building the same `Path` objects and against `Path.rglob`. One more row
+  says where the time goes: walking the folders alone (strings, no `Path`).
 - Images/s of decode + resize to 128x128 + uint8 CHW tensor through a DataLoader (batches of 64, same
   workers): `ImageList` with `[make_rgb, ResizeFixed(128), to_byte_tensor]` (JPEG draft mode) against
   `torchvision.datasets.ImageFolder` with `v2.Compose([v2.ToImage(), v2.Resize((128, 128))])` (the faster
@@ -33,8 +33,9 @@ from torch.utils.data import DataLoader
 from torchvision.datasets import ImageFolder
 from torchvision.transforms import v2
 
-from teachkit.data import (LabeledData, ImageList, _child, default_num_workers, get_files, image_extensions,
-                           parent_labeler)
+from teachkit.data import ImageList, LabeledData, parent_labeler
+from teachkit.databunch import default_num_workers
+from teachkit.files import get_files, image_extensions
 from teachkit.transforms import ResizeFixed, make_rgb, to_byte_tensor
 
 N_FILES = 13_394
@@ -102,20 +103,15 @@ def bench_files(rounds: int = 15) -> list[dict]:
         files = get_files(root, image_extensions, recurse=True)
         assert len(files) == N_FILES and set(files) == set(course_get_files(root, image_extensions)) \
             == set(rglob_files(root, image_extensions))
-        folders = [(f.parent, f.name) for f in files]
         t = timed_rounds({"get_files": lambda: get_files(root, image_extensions, recurse=True),
                           "walk": lambda: course_get_files(root, image_extensions),
                           "rglob": lambda: rglob_files(root, image_extensions),
-                          "strings": lambda: scandir_strings(root),
-                          "child": lambda: [_child(p, n) for p, n in folders],
-                          "slash": lambda: [p / n for p, n in folders]}, rounds)
+                          "strings": lambda: scandir_strings(root)}, rounds)
     fig = f"get_files, {N_FILES:,} files"
     return [row(fig, t["get_files"], "s", "os.walk listing building the same Path objects (lesson 08)", t["walk"]),
             row(fig, t["get_files"], "s", "Path.rglob('*') filtered by suffix", t["rglob"]),
             row(f"os.scandir walk alone, {N_FILES:,} str paths", t["strings"], "s", "get_files (walk + Path objects)",
-                t["get_files"]),
-            row(f"{N_FILES:,} Path objects, pathlib's child shortcut", t["child"], "s",
-                "the same Paths built with `folder / name`", t["slash"])]
+                t["get_files"])]
 
 
 # ---------------------------------------------------------------------------------------------- images

@@ -16,13 +16,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from teachkit.augment import show_samples
 from teachkit.init import lsuv_modules, lsuv_step
 from teachkit.models import get_cnn_model, init_cnn
 from teachkit.playground import COLORS, OptimizerPlayground, PlaygroundPlot, draw_contours, draw_loss_axes
 from teachkit.surfaces import get_surface
 from teachkit.widgets import augment_panel, lsuv_panel, optimizer_panel
 from teachkit.render import fig_to_png, new_figure
+from teachkit.show import show_samples
 
 STEPS, ROUNDS = 200, 9
 
@@ -155,25 +155,44 @@ def training_overhead_rows(batches: int = 200, rounds: int = 2) -> list[dict]:
 # ---------------------------------------------------------------- LSUV and augmentation panels
 
 def lsuv_panel_rows() -> list[dict]:
-    """A Step click (one LSUV iteration, every layer's stats, table and plots redrawn) against the bare iteration."""
+    """Step and Next layer clicks (LSUV update, every layer's stats, table and picture redrawn), on the 6-layer toy
+    model against the bare iteration, and on the lesson CNN of 07a ([32, 64, 128, 256], batch 32x3x64x64) against
+    one forward pass of that batch. Each timing walks through the layers in turn (Reset when done): a median over
+    the whole run, and one over the widest layer's steps alone."""
     torch.manual_seed(0)
     xb = torch.randn(16, 3, 32, 32)
     panel = lsuv_panel(init_cnn(get_cnn_model(3, 10, [16, 32], leak=0.1, sub=0.4, maxv=6.0)), xb)
     model = init_cnn(get_cnn_model(3, 10, [16, 32], leak=0.1, sub=0.4, maxv=6.0))
     first = lsuv_modules(model)[0]
 
-    def click():
-        if panel.stepper.done:  # ~20 steps in all: start over rather than time clicks that do nothing
-            panel.reset_button.click()
-        panel.step_button.click()
+    def clicker(panel, button, reset_when=lambda s: s.done):
+        def click():
+            if reset_when(panel.stepper):
+                panel.reset_button.click()
+            button(panel).click()
+        return click
 
-    t = time_ms({"panel": click, "step": lambda: lsuv_step(model, first, xb)})
-    return [row("LSUV panel: Step click -> step+render (6 layers, batch 16x3x32x32)", t["panel"],
+    t = time_ms({"panel": clicker(panel, lambda p: p.step_button), "step": lambda: lsuv_step(model, first, xb)})
+    rows = [row("LSUV panel: Step click -> step+render (6 layers, batch 16x3x32x32)", t["panel"],
                 "lsuv_step alone (no stats of every layer, no drawing)", t["step"])]
+    torch.manual_seed(0)
+    cnn = init_cnn(get_cnn_model(3, 10, [32, 64, 128, 256], bn=False, leak=0.1, sub=0.4, maxv=6.0))
+    xb = torch.randn(32, 3, 64, 64)
+    panels = [lsuv_panel(cnn, xb) for _ in range(3)]  # one model: each panel puts back its start on Reset
+    with torch.no_grad():
+        forward = lambda: cnn(xb)  # noqa: E731
+        t = time_ms({"step": clicker(panels[0], lambda p: p.step_button),
+                     "next": clicker(panels[1], lambda p: p.next_button),
+                     "first": clicker(panels[2], lambda p: p.step_button, lambda s: s.done or s.current > 0),
+                     "forward": forward}, rounds=27)  # ~ the steps of one whole LSUV run
+    where, base = "lesson CNN [32,64,128,256], batch 32x3x64x64", "one forward pass of the batch (model alone)"
+    return rows + [row(f"LSUV panel: Step click, median over a whole run ({where})", t["step"], base, t["forward"]),
+                   row(f"LSUV panel: Next layer click, median over the layers ({where})", t["next"], base, t["forward"]),
+                   row(f"LSUV panel: Step click on the first, widest layer ({where})", t["first"], base, t["forward"])]
 
 
 def pyplot_samples_png(tfm: object, img: object) -> bytes:
-    """The plain way: teachkit.augment.show_samples (pyplot), saved to PNG and closed."""
+    """The plain way: teachkit.show.show_samples (pyplot), saved to PNG and closed."""
     fig = show_samples(tfm, img, n=8, ncols=3, size=2.0)
     png = fig_to_png(fig)
     plt.close(fig)
@@ -183,11 +202,11 @@ def pyplot_samples_png(tfm: object, img: object) -> bytes:
 def augment_panel_rows() -> list[dict]:
     """A Resample click (8 new RandomResizedCrop samples, grid redrawn) against show_samples with pyplot."""
     panel = augment_panel(n=8)
-    s = panel.model
+    s = panel.sampler
     t = time_ms({"panel": panel.resample_button.click,
                  "pyplot": lambda: pyplot_samples_png(s.transform(), s.image)})
     return [row(f"augment panel: Resample click -> resample+render (8 x {s.tfm.__name__}, PIL)", t["panel"],
-                "augment.show_samples (pyplot) + savefig", t["pyplot"])]
+                "show.show_samples (pyplot) + savefig", t["pyplot"])]
 
 
 PANELS: list[Callable[[], list[dict]]] = [optimizer_panel_rows, lsuv_panel_rows, augment_panel_rows,

@@ -5,88 +5,29 @@
     sd = SplitData.split_by_func(il, partial(grandparent_splitter, valid_name='val'))
     ll = label_by_func(sd, parent_labeler, proc_y=CategoryProcessor())
     data = ll.to_databunch(bs=64, num_workers=4)
+
+Files are listed and opened by `teachkit.files`; the batches (DataLoaders, `DataBunch`) made by `teachkit.databunch`.
 """
 from __future__ import annotations
 
-import mimetypes
 import os
 import warnings
 import zlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader, get_worker_info
 
-from .show import show_image, show_images
-from .utils import compose, derive_seed, listify
+from .databunch import DataBunch, databunchify
+from .files import PathLike, get_files, image_extensions, normalize_extensions, open_image
+from .utils import compose, listify
 
-__all__ = ["image_extensions", "get_files", "ListContainer", "ItemList", "ImageList", "ImageLoadError", "open_image",
-           "grandparent_splitter", "random_splitter", "split_by_func", "SplitData", "parent_labeler", "Processor",
-           "CategoryProcessor", "LabeledData", "label_by_func", "DataBunch", "default_num_workers", "get_dls", "databunchify",
-           "normalize_chan", "channel_stats", "imagenette_stats", "norm_imagenette", "show_batch", "show_image",
-           "show_images"]
-
-image_extensions: set[str] = {k for k, v in mimetypes.types_map.items() if v.startswith("image/")}
-"""Every extension `mimetypes` knows as an image, lower-case with the dot: '.jpg', '.jpeg', '.png', ..."""
-
-PathLike = str | os.PathLike
-
-
-# ---------------------------------------------------------------------------------------------- files
-
-def _normalize_extensions(extensions: str | Iterable[str] | None) -> set[str]:
-    """'JPG', '.jpg' or ['jpg', '.PNG'] -> {'.jpg', '.png'}: how extensions are compared."""
-    return {e.lower() if e.startswith(".") else "." + e.lower() for e in listify(extensions)}
-
-
-# pathlib's own glob builds children with this private shortcut: it skips re-parsing the file name,
-# which is most of the cost of listing a big folder. Fall back to `/` where a Python version lacks it.
-_child = getattr(Path, "_make_child_relpath", None) or Path.joinpath
-
-
-def _scan(folder: Path, extensions: set[str]) -> tuple[list[Path], list[str]]:
-    """Files of `folder` (sorted, filtered, hidden ones skipped) and the names of its visible sub-folders."""
-    files, dirs = [], []
-    with os.scandir(folder) as it:
-        for e in it:
-            name = e.name
-            if name.startswith("."):
-                continue
-            if e.is_dir():
-                dirs.append(name)
-            elif not extensions or (i := name.rfind(".")) > 0 and name[i:].lower() in extensions:
-                files.append(name)
-    return [_child(folder, n) for n in sorted(files)], sorted(dirs)
-
-
-def get_files(path: PathLike, extensions: str | Iterable[str] | None = None, recurse: bool = False,
-              include: Iterable[str] | None = None) -> list[Path]:
-    """Files under `path` with one of `extensions` (any case; all when None), sorted, hidden files and folders skipped.
-
-    `recurse` walks sub-folders with `os.scandir` (no `stat` call per file, which is why it is fast);
-    `include` limits the walk to these top-level sub-folders, e.g. `['train']`.
-    """
-    path = Path(path)
-    if not path.is_dir():
-        raise ValueError(f"get_files: {path} is not a folder. Check the path (untar_data returns the dataset's folder).")
-    exts = _normalize_extensions(extensions)
-    include = None if include is None else set(listify(include))
-    res, todo, top = [], [path], True
-    while todo:
-        folder = todo.pop()
-        files, dirs = _scan(folder, exts)
-        res += files
-        if recurse:
-            if top and include is not None:
-                dirs = [d for d in dirs if d in include]
-            todo += [_child(folder, d) for d in reversed(dirs)]  # reversed: the stack pops them in name order
-        top = False
-    return res
-
+__all__ = ["ListContainer", "ItemList", "ImageList", "grandparent_splitter", "random_splitter", "split_by_func", "SplitData", "parent_labeler", "Processor",
+           "CategoryProcessor", "LabeledData", "label_by_func", "normalize_chan", "channel_stats", "imagenette_stats",
+           "norm_imagenette"]
 
 # ------------------------------------------------------------------------------------------- item lists
 
@@ -157,32 +98,6 @@ class ItemList(ListContainer):
         return [self._get(o) for o in res] if isinstance(res, list) else self._get(res)
 
 
-class ImageLoadError(OSError):
-    """An image file could not be opened or decoded; the message names the file."""
-
-
-def open_image(fn: PathLike, tfms: Callable | Sequence[Callable] | None = None) -> Image.Image:
-    """Open and decode `fn`, letting `tfms` with a `before_load` hook (JPEG draft mode) act before decoding.
-
-    Corrupt or truncated files raise `ImageLoadError` naming the file. Truncated JPEGs are refused
-    rather than silently padded with gray; set `PIL.ImageFile.LOAD_TRUNCATED_IMAGES = True` to load them.
-    """
-    im = None
-    try:
-        im = Image.open(fn)
-        for t in listify(tfms):
-            if hasattr(t, "before_load"):
-                t.before_load(im)
-        im.load()
-        return im
-    except Exception as e:
-        if im is not None:
-            im.close()
-        hint = (" To load what is there (the rest filled with gray), set PIL.ImageFile.LOAD_TRUNCATED_IMAGES = True."
-                if "truncated" in str(e) else "")
-        raise ImageLoadError(f"Could not read image {fn}: {type(e).__name__}: {e}. Delete or replace the file.{hint}") from e
-
-
 class ImageList(ItemList):
     """File names that become images (decoded with Pillow, JPEG draft when resizing) when indexed."""
 
@@ -193,7 +108,7 @@ class ImageList(ItemList):
         exts = image_extensions if extensions is None else extensions
         files = get_files(path, exts, recurse=recurse, include=include)
         if not files:
-            shown = sorted(_normalize_extensions(exts))
+            shown = sorted(normalize_extensions(exts))
             raise ValueError(f"No image files in {Path(path)} (recurse={recurse}, include={include}, extensions: "
                              f"{', '.join(shown[:12])}{', ...' if len(shown) > 12 else ''}). Check the folder, "
                              "pass recurse=True for files in sub-folders, or pass `extensions`.")
@@ -262,6 +177,11 @@ class SplitData:
             warnings.warn(f"SplitData.split_by_func dropped {dropped} of {len(il)} items that the splitter put "
                           "in neither train nor valid.", stacklevel=2)
         return cls(il.new(train), il.new(valid))
+
+    def to_databunch(self, bs: int = 64, c_in: int | None = None, c_out: int | None = None,
+                     num_workers: int | None = None, **kwargs) -> DataBunch:
+        """DataLoaders over the (labelled) train and valid sets: see `teachkit.databunch.databunchify`."""
+        return databunchify(self, bs, c_in, c_out, num_workers, **kwargs)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}\nTrain: {self.train}\nValid: {self.valid}\n"
@@ -375,87 +295,6 @@ def label_by_func(sd: SplitData, f: Callable[[Any], Any], proc_x: Any = None, pr
     return SplitData(train, valid)
 
 
-# --------------------------------------------------------------------------------------------- batches
-
-def _vocab(ds: Any) -> list | None:
-    """The vocab of a labelled dataset's category processor, if it has one."""
-    for p in reversed(listify(getattr(ds, "proc_y", None))):
-        if getattr(p, "vocab", None) is not None:
-            return p.vocab
-    return None
-
-
-class DataBunch:
-    """A training and a validation DataLoader, plus the number of input channels and classes."""
-
-    def __init__(self, train_dl: DataLoader, valid_dl: DataLoader, c_in: int | None = None, c_out: int | None = None):
-        self.train_dl, self.valid_dl, self.c_in, self.c_out = train_dl, valid_dl, c_in, c_out
-
-    @property
-    def train_ds(self) -> Any:
-        return self.train_dl.dataset
-
-    @property
-    def valid_ds(self) -> Any:
-        return self.valid_dl.dataset
-
-    def show_batch(self, n: int = 8, **kwargs) -> Any:
-        """See `show_batch`."""
-        return show_batch(self, n, **kwargs)
-
-    def __repr__(self) -> str:
-        return (f"DataBunch(train: {len(self.train_ds)} items, valid: {len(self.valid_ds)} items, "
-                f"c_in={self.c_in}, c_out={self.c_out})")
-
-
-def default_num_workers() -> int:
-    """One DataLoader worker per CPU this process may use, at most 8."""
-    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return min(8, n)
-
-
-def reseed_worker_tfms(worker_id: int) -> None:
-    """DataLoader `worker_init_fn`: give each worker its own stream of random augmentations.
-
-    Workers start as copies of the main process, and so would the random generators that transforms own
-    (`teachkit.augment`): every worker would draw the same crops and flips. torch gives each worker its own
-    seed; reseed every transform that has a `reseed` method from it.
-    """
-    info = get_worker_info()
-    for i, t in enumerate(listify(getattr(getattr(info.dataset, "x", None), "tfms", None))):
-        if hasattr(t, "reseed"):
-            t.reseed(derive_seed(info.seed, i))
-
-
-def get_dls(train_ds: Any, valid_ds: Any, bs: int, num_workers: int = 0, **kwargs) -> tuple[DataLoader, DataLoader]:
-    """Shuffled training and in-order validation DataLoaders (valid batches twice as big: no gradients to keep).
-
-    With workers they stay alive between epochs, each with its own augmentation seed; with CUDA batches go to
-    pinned memory for faster copies.
-    """
-    kwargs = {"num_workers": num_workers, "pin_memory": torch.cuda.is_available(),
-              "persistent_workers": num_workers > 0, "worker_init_fn": reseed_worker_tfms, **kwargs}
-    return DataLoader(train_ds, bs, shuffle=True, **kwargs), DataLoader(valid_ds, bs * 2, shuffle=False, **kwargs)
-
-
-def databunchify(sd: SplitData, bs: int = 64, c_in: int | None = None, c_out: int | None = None,
-                 num_workers: int | None = None, **kwargs) -> DataBunch:
-    """DataLoaders for a labelled `SplitData`; `c_out` defaults to the vocab size, `c_in` to the first item's channels.
-
-    `num_workers` defaults to one per CPU (at most 8); pass 0 to load in this process (easiest to debug).
-    """
-    if c_out is None and (vocab := _vocab(sd.train)) is not None:
-        c_out = len(vocab)
-    if c_in is None:
-        x0 = sd.train[0][0]
-        c_in = x0.shape[0] if isinstance(x0, torch.Tensor) and x0.ndim == 3 else None
-    nw = default_num_workers() if num_workers is None else num_workers
-    return DataBunch(*get_dls(sd.train, sd.valid, bs, num_workers=nw, **kwargs), c_in=c_in, c_out=c_out)
-
-
-SplitData.to_databunch = databunchify
-
-
 # ------------------------------------------------------------------------------------------ normalising
 
 def normalize_chan(x: torch.Tensor, mean: Any, std: Any) -> torch.Tensor:
@@ -487,20 +326,3 @@ imagenette_stats = (torch.tensor([0.47, 0.48, 0.45]), torch.tensor([0.29, 0.28, 
 def norm_imagenette(x: torch.Tensor) -> torch.Tensor:
     """Normalise a batch with Imagenette's channel stats (for `BatchTransformXCallback`)."""
     return normalize_chan(x, *imagenette_stats)
-
-
-# -------------------------------------------------------------------------------------------- showing
-
-def show_batch(data: DataBunch, n: int = 8, ncols: int = 4, valid: bool = False, size: float = 2.5,
-               names: Mapping[Any, str] | None = None) -> Any:
-    """Draw the first `n` images of a training (or `valid`) batch, titled with their labels.
-
-    `names` maps labels to what to print, e.g. `teachkit.datasets.IMAGENETTE_CLASSES` for synset ids.
-    """
-    dl = data.valid_dl if valid else data.train_dl
-    xb, yb = next(iter(dl))
-    xb, yb = xb[:n], yb[:n]
-    vocab = _vocab(dl.dataset)
-    labels = [vocab[int(y)] if vocab is not None else str(int(y)) if y.ndim == 0 else str(y.tolist()) for y in yb]
-    titles = [names.get(o, o) if names else o for o in labels]
-    return show_images(list(xb), ncols=ncols, titles=[str(t) for t in titles], size=size)

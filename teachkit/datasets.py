@@ -1,4 +1,6 @@
-"""Imagenette and friends: download and extract safely, or generate a look-alike when offline.
+"""Where datasets come from: download and extract safely into a cache; `imagenette()` falls back to a look-alike.
+
+The generated look-alike is made by `teachkit.lookalike`.
 
 Environment variables:
 - `TEACHKIT_DATA`: the cache folder (default `~/.teachkit/data`); archives go in its `archives/`.
@@ -7,13 +9,9 @@ Environment variables:
 """
 from __future__ import annotations
 
-import colorsys
 import gzip
-import json
 import lzma
-import math
 import os
-import random
 import shutil
 import tarfile
 import tempfile
@@ -22,13 +20,11 @@ import urllib.request
 import zlib
 from pathlib import Path
 
-import numpy as np
-from PIL import Image, ImageDraw
-
+from .lookalike import make_imagenette_like
 from .progress import progress_bar
 
-__all__ = ["URLs", "IMAGENETTE_CLASSES", "DownloadError", "CorruptArchiveError", "data_dir", "valid_folder_name",
-           "download_url", "untar_data", "make_imagenette_like", "is_synthetic", "imagenette"]
+__all__ = ["URLs", "IMAGENETTE_CLASSES", "DownloadError", "CorruptArchiveError", "smoke_mode", "data_dir",
+           "valid_folder_name", "download_url", "untar_data", "imagenette"]
 
 
 class URLs:
@@ -52,9 +48,6 @@ IMAGENETTE_CLASSES = {
     "n03028079": "church", "n03394916": "French horn", "n03417042": "garbage truck", "n03425413": "gas pump",
     "n03445777": "golf ball", "n03888605": "parachute"}
 """Imagenette's WordNet ids (its folder names) and what they are."""
-
-_SYNTHETIC_MARKER = ".teachkit-synthetic"
-
 
 class DownloadError(ConnectionError):
     """A dataset could not be downloaded; the message says where to put the file by hand."""
@@ -104,7 +97,7 @@ def _dataset_name(archive_name: str) -> str:
 def _offline_message(url: str, archive: Path, why: str) -> str:
     return (f"Could not download {url} ({why}). If this machine is offline, download that file elsewhere and put it "
             f"at {archive}: the next call extracts it. Or generate an Imagenette-like set to work with: "
-            "teachkit.datasets.make_imagenette_like(path) (teachkit.datasets.imagenette() does that by itself).")
+            "teachkit.lookalike.make_imagenette_like(path) (teachkit.datasets.imagenette() does that by itself).")
 
 
 def download_url(url: str, dest: str | os.PathLike, timeout: float = 30, chunk_size: int = 1 << 20,
@@ -197,127 +190,10 @@ def untar_data(url: str, dest: str | os.PathLike | None = None) -> Path:
     return _extract(archive, path)
 
 
-# ------------------------------------------------------------------------------------- synthetic data
-
-def _poly(kind: str) -> list[tuple[float, float]]:
-    """The outline of a class's shape, in units of the object's radius, centred on 0."""
-    def circle(n=28, ax=1.0, ay=1.0, a0=0.0, a1=2 * math.pi):
-        return [(ax * math.cos(a0 + (a1 - a0) * i / n), ay * math.sin(a0 + (a1 - a0) * i / n)) for i in range(n + 1)]
-    shapes = {
-        "fish": circle(ax=1.0, ay=0.45)[:15] + [(-1.0, -0.1), (-1.35, -0.55), (-1.35, 0.55), (-1.0, 0.1)]
-                + circle(ax=1.0, ay=0.45)[15:],
-        "triangle": [(0, -1), (0.9, 0.7), (-0.9, 0.7)],
-        "wide_rect": [(-1, -0.55), (1, -0.55), (1, 0.55), (-1, 0.55)],
-        "saw": [(-1, 0.3), (1, 0.3)] + [(1 - 0.2 * i, -0.3 if i % 2 else -0.6) for i in range(11)],
-        "cross": [(-0.25, -1), (0.25, -1), (0.25, -0.45), (0.7, -0.45), (0.7, 0.05), (0.25, 0.05), (0.25, 1),
-                  (-0.25, 1), (-0.25, 0.05), (-0.7, 0.05), (-0.7, -0.45), (-0.25, -0.45)],
-        "hexagon": circle(n=6),
-        "tall_bar": [(-0.4, -1), (0.4, -1), (0.4, 1), (-0.4, 1)],
-        "circle": circle(),
-        "dome": circle(n=20, a0=math.pi, a1=2 * math.pi) + [(0.9, 0.15), (0, 0.9), (-0.9, 0.15)],
-    }
-    return shapes[kind]
-
-
-# synset -> (shape, hue in degrees). Hues are 36 degrees apart and jittered; shapes differ too.
-_STYLES = {
-    "n01440764": ("fish", 100), "n02102040": ("triangle", 30), "n02979186": ("wide_rect", 220),
-    "n03000684": ("saw", 0), "n03028079": ("cross", 280), "n03394916": ("ring", 50),
-    "n03417042": ("hexagon", 140), "n03425413": ("tall_bar", 330), "n03445777": ("circle", 190),
-    "n03888605": ("dome", 250)}
-
-
-def _rgb(hue: float, sat: float, val: float) -> tuple[int, int, int]:
-    return tuple(int(255 * c) for c in colorsys.hsv_to_rgb((hue % 360) / 360, sat, val))
-
-
-def _draw_object(draw: ImageDraw.ImageDraw, kind: str, cx: float, cy: float, r: float, angle: float, fill) -> None:
-    if kind == "ring":
-        draw.ellipse([cx - r, cy - r, cx + r, cy + r], outline=fill, width=max(2, int(r * 0.35)))
-        return
-    c, s = math.cos(angle), math.sin(angle)
-    draw.polygon([(cx + r * (x * c - y * s), cy + r * (x * s + y * c)) for x, y in _poly(kind)], fill=fill)
-
-
-def _synthetic_image(rng: random.Random, noise: np.ndarray, synset: str, w: int, h: int) -> Image.Image:
-    """One picture: a jittered-colour class shape at a random place, size and tilt, on a noisy background."""
-    y0, x0 = rng.randrange(noise.shape[0] - h + 1), rng.randrange(noise.shape[1] - w + 1)
-    base = np.array(_rgb(rng.uniform(0, 360), rng.uniform(0, 0.35), rng.uniform(0.25, 0.9)), dtype=np.int16)
-    bg = (base + (noise[y0:y0 + h, x0:x0 + w].astype(np.int16) - 128) * rng.uniform(0.2, 0.6)).clip(0, 255)
-    im = Image.fromarray(bg.astype(np.uint8))
-    draw = ImageDraw.Draw(im)
-    short = min(w, h)
-    for _ in range(rng.randrange(3)):  # distractors: small dull blobs
-        cx, cy, r = rng.uniform(0, w), rng.uniform(0, h), short * rng.uniform(0.04, 0.1)
-        draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=_rgb(rng.uniform(0, 360), 0.15, rng.uniform(0.2, 0.9)))
-    kind, hue = _STYLES[synset]
-    r = short * rng.uniform(0.22, 0.4)
-    cx, cy = rng.uniform(r, w - r), rng.uniform(r, h - r)
-    colour = _rgb(hue + rng.uniform(-10, 10), rng.uniform(0.65, 1), rng.uniform(0.6, 1))
-    _draw_object(draw, kind, cx, cy, r, rng.uniform(-0.4, 0.4), colour)
-    return im
-
-
-def make_imagenette_like(path: str | os.PathLike, n_train: int = 700, n_valid: int = 300, seed: int = 0,
-                         short_side: int | None = 160) -> Path:
-    """Generate a small, learnable stand-in for Imagenette with its layout: `train/` and `val/`, ten synset folders, `.JPEG`s.
-
-    Each class is a shape with a colour (jittered), at a random place, size and tilt, on a noisy
-    background with distractors. Images have `short_side` pixels on their short side (varied 160-500
-    when None) and varied aspect ratios; about 1 in 30 is grayscale and 1 in 90 CMYK, as real photos
-    sometimes are. Generation is atomic and cached: calling again with the same arguments returns `path`.
-    """
-    path = Path(path).expanduser()
-    params = {"n_train": n_train, "n_valid": n_valid, "seed": seed, "short_side": short_side}
-    marker = path / _SYNTHETIC_MARKER
-    if marker.exists() and json.loads(marker.read_text()) == params:
-        return path
-    if path.exists() and any(path.iterdir()):
-        raise ValueError(f"{path} already exists and is not this generated dataset ({params}). "
-                         "Delete it, or choose another path.")
-    if n_train < 10 or n_valid < 10:
-        raise ValueError(f"make_imagenette_like needs at least one image per class in each split: n_train and n_valid >= 10, "
-                         f"got {n_train} and {n_valid}.")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    rng, synsets = random.Random(seed), list(IMAGENETTE_CLASSES)
-    side = int(max(500, short_side or 0) * 1.8) + 1  # the biggest image fits in one noise crop
-    noise = np.random.default_rng(seed).integers(0, 256, (side, side, 3), dtype=np.uint8)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".generating"))
-    try:
-        k = 0
-        for split, n in (("train", n_train), ("val", n_valid)):
-            for i in range(n):
-                synset = synsets[i % 10]
-                short = short_side or rng.randrange(160, 501)
-                long = int(short * rng.choice([1.0, 1.25, 1.33, 1.5, rng.uniform(1.0, 1.8)]))
-                w, h = (long, short) if rng.random() < 0.7 else (short, long)
-                im = _synthetic_image(rng, noise, synset, w, h)
-                if k % 30 == 7:
-                    im = im.convert("L")
-                elif k % 90 == 13:
-                    im = im.convert("CMYK")
-                name = f"{synset}_{10000 + i}.JPEG" if split == "train" else f"ILSVRC2012_val_{k:08d}.JPEG"
-                folder = tmp / split / synset
-                folder.mkdir(parents=True, exist_ok=True)
-                im.save(folder / name, quality=rng.randrange(80, 96))
-                k += 1
-        (tmp / _SYNTHETIC_MARKER).write_text(json.dumps(params))
-        if path.exists():
-            path.rmdir()  # empty, checked above
-        tmp.rename(path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return path
-
-
-def is_synthetic(path: str | os.PathLike) -> bool:
-    """True for a folder made by `make_imagenette_like`."""
-    return (Path(path) / _SYNTHETIC_MARKER).exists()
-
-
 def imagenette(size: int | None = 160, dest: str | os.PathLike | None = None) -> Path:
     """Imagenette's folder: the real one (size 160, 320 or None for full size) when cached or downloadable,
-    else a generated Imagenette-like set in the cache. Prints which it is; `is_synthetic(path)` tells too.
+    else a generated Imagenette-like set in the cache. Prints which it is; `teachkit.lookalike.is_synthetic(path)`
+    tells too.
 
     The generated set has 700 train + 300 val images. With `TEACHKIT_SMOKE=1` (quick test runs of the
     lessons) it is always a tiny generated set, 100 + 50 images, and nothing is downloaded.

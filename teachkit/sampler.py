@@ -3,7 +3,7 @@
 It holds the images to pick from, one transform class and its parameter values, how many samples to draw, a seed and
 a mode ('pil': per-image transforms on PIL images, 'batched': tensor transforms on a batch, one `grid_sample`).
 `params()` reads the transform's own constructor signature, so a view can build a control per parameter; the same
-seed always draws the same samples; `render()` draws the original and the samples as a PNG grid.
+seed always draws the same samples; `render()` draws the original, large, beside the samples as one PNG.
 """
 from __future__ import annotations
 
@@ -17,20 +17,24 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 from matplotlib import cbook
 from PIL import Image
 
-from .augment import (GEOMETRIC_RESAMPLING, BatchFlip, BatchRotate, BatchTransform, BatchWarp, BatchZoom, CenterCrop,
-                      PilRandomDihedral, PilRandomFlip, PilTiltRandomCrop, RandomCrop, RandomResizedCrop, make_rgb, sample_grid)
+from .augment import (GEOMETRIC_RESAMPLING, CenterCrop, PilRandomDihedral, PilRandomFlip, PilTiltRandomCrop,
+                      RandomCrop, RandomResizedCrop)
+from .batch_augment import BatchFlip, BatchRotate, BatchTransform, BatchWarp, BatchZoom
 from .data import ItemList, ImageList, open_image
-from .render import fig_to_png, new_figure
-from .show import to_hwc
+from .render import canvas_png, fixed_figure
+from .show import image_grid, sample_grid
+from .transforms import make_rgb
 
-__all__ = ["MODES", "PIL_TFMS", "BATCH_TFMS", "COUNTERPARTS", "Param", "transform_params", "sample_image", "montage",
-           "AugmentSampler"]
+__all__ = ["SAMPLER_MODES", "PIL_TFMS", "BATCH_TFMS", "COUNTERPARTS", "Param", "transform_params", "sample_image",
+           "montage", "AugmentSampler"]
 
-MODES = ("pil", "batched")
+SAMPLER_MODES = ("pil", "batched")
+"""What the sampler runs: per-image PIL transforms, or batched tensor transforms."""
 PIL_TFMS = (RandomResizedCrop, PilTiltRandomCrop, RandomCrop, CenterCrop, PilRandomFlip, PilRandomDihedral)
 BATCH_TFMS = (BatchZoom, BatchWarp, BatchFlip, BatchRotate)
 COUNTERPARTS = {RandomResizedCrop: BatchZoom, PilTiltRandomCrop: BatchWarp, PilRandomFlip: BatchFlip,
@@ -186,33 +190,17 @@ def _tfm_classes(tfms: Any) -> tuple[dict[str, type], dict[type, dict[str, Any]]
     return classes, values
 
 
-def _to_pil(im: Image.Image | torch.Tensor) -> Image.Image:
-    """A PIL image, or a CHW float tensor in [0, 1], as a PIL RGB image."""
-    if isinstance(im, Image.Image):
-        return make_rgb(im)
-    return Image.fromarray((to_hwc(im) * 255).round().astype("uint8"))
-
-
-def montage(ims: Sequence[Image.Image | torch.Tensor], ncols: int, cell: int = 128, pad: int = 6,
-            label: int = 12) -> tuple[Image.Image, list[tuple[int, int]]]:
-    """Images on one white canvas, each shrunk to fit a `cell` square, `ncols` a row; and where each label goes.
-
-    One picture in one axes draws many times faster than an axes per image (matplotlib lays out every axes).
-    """
-    nrows = math.ceil(len(ims) / ncols)
-    step_x, step_y = cell + pad, cell + pad + label
-    canvas = Image.new("RGB", (ncols * step_x + pad, nrows * step_y + pad), "white")
-    label_at = []
-    for i, im in enumerate(ims):
-        tile = _to_pil(im)
-        if max(tile.size) > cell:
-            tile = tile.copy()
-            tile.thumbnail((cell, cell), Image.Resampling.LANCZOS)
-        row, col = divmod(i, ncols)
-        x, y = pad + col * step_x + (cell - tile.width) // 2, pad + label + row * step_y + (cell - tile.height) // 2
-        canvas.paste(tile, (x, y))
-        label_at.append((pad + col * step_x + cell // 2, pad + label + row * step_y - 2))
-    return canvas, label_at
+def montage(original: Image.Image | torch.Tensor, samples: Sequence[Image.Image | torch.Tensor], cell: int = 128,
+            pad: int = 6) -> tuple[torch.Tensor, list[tuple[int, int]]]:
+    """The original, large, on the left of its samples (two rows from 4 samples on): a CHW canvas with no gaps to
+    fill; and the top-left pixel of each tile (original first), where its label goes."""
+    rows = 1 if len(samples) <= 3 else 2
+    cols = math.ceil(len(samples) / rows)
+    big = rows * cell + (rows - 1) * pad  # as tall as the rows of samples beside it
+    canvas = torch.cat([image_grid([original], 1, big, pad), image_grid(samples, cols, cell, pad)], dim=2)
+    x0 = big + 3 * pad
+    return canvas, [(pad, pad)] + [(x0 + c * (cell + pad), pad + r * (cell + pad))
+                                   for r, c in (divmod(i, cols) for i in range(len(samples)))]
 
 
 class AugmentSampler:
@@ -229,6 +217,7 @@ class AugmentSampler:
         if not self.tfms:
             raise ValueError("No transforms to sample: pass some, e.g. tfms=[RandomResizedCrop, BatchZoom].")
         self.max_size, self.n, self.seed, self.index = max_size, n, seed, 0
+        self._fig_key, self._ax = None, None  # the figure `render` draws on, kept while the montage keeps its size
         default = RandomResizedCrop if RandomResizedCrop in self.tfms.values() else next(iter(self.tfms.values()))
         self.set_transform(tfm or default)
 
@@ -274,7 +263,7 @@ class AugmentSampler:
 
     @mode.setter
     def mode(self, mode: str) -> None:
-        if mode not in MODES:
+        if mode not in SAMPLER_MODES:
             raise ValueError(f"mode is 'pil' (per-image transforms) or 'batched' (tensor batches); got {mode!r}.")
         if mode == self.mode:
             return
@@ -347,19 +336,33 @@ class AugmentSampler:
         return f"{self.tfm.__name__}({', '.join(f'{k}={_fmt(v)}' for k, v in self.values.items())})"
 
     def render(self, cell: int = 128, dpi: int = 72) -> bytes:
-        """PNG of the original and the `n` samples in a grid of `cell`-pixel cells, titled with transform, mode and seed."""
-        ims = [self.image] + self.sample()
-        ncols = math.ceil(math.sqrt(len(ims)))
-        canvas, label_at = montage(ims, ncols, cell)
-        fig = new_figure(canvas.width / dpi, canvas.height / dpi + 0.45, dpi)
-        settings = textwrap.fill(", ".join(f"{k}={_fmt(v)}" for k, v in self.values.items()), canvas.width // 6)
-        fig.suptitle(f"{self.tfm.__name__}, {self.mode} mode, seed {self.seed}\n{settings}", fontsize=9)
-        ax = fig.add_subplot()
-        ax.imshow(canvas)
-        ax.set_axis_off()
-        for i, (x, y) in enumerate(label_at):
-            ax.text(x, y, "original" if i == 0 else f"sample {i}", ha="center", va="bottom", fontsize=8)
-        return fig_to_png(fig)
+        """PNG of the original and the `n` samples (see `montage`), titled with transform, mode and seed."""
+        canvas, label_at = montage(self.image, self.sample(), cell)
+        settings = textwrap.fill(", ".join(f"{k}={_fmt(v)}" for k, v in self.values.items()), canvas.shape[2] // 6)
+        ax = self._figure(canvas.shape[1:], len(label_at), dpi)
+        ax.images[0].set_data((canvas.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
+        ax.figure.texts[0].set_text(f"{self.tfm.__name__}, {self.mode} mode, seed {self.seed}\n{settings}")
+        for i, (text, (x, y)) in enumerate(zip(ax.texts, label_at)):
+            text.set_position((x + 3, y + 3))
+            text.set_text("original" if i == 0 else f"sample {i}")
+        ax.figure.canvas.draw()
+        return canvas_png(ax.figure)
+
+    def _figure(self, hw: tuple[int, int], n_labels: int, dpi: int) -> Any:
+        """The axes drawing the montage, kept between renders (a new figure costs more than drawing it) while the
+        montage keeps its size; its canvas maps one image pixel to one screen pixel, the title in a band above."""
+        key = (tuple(hw), n_labels, dpi)
+        if self._fig_key != key:
+            (h, w), band = hw, 36
+            fig = fixed_figure(w / dpi, (h + band) / dpi, dpi, left=0, right=1, bottom=0, top=h / (h + band))
+            fig.suptitle("", fontsize=9, y=1 - 2 / (h + band), va="top")
+            ax = fig.add_subplot()
+            ax.imshow(np.zeros((h, w, 3), np.uint8), interpolation="none")
+            ax.set_axis_off()
+            for _ in range(n_labels):
+                ax.text(0, 0, "", fontsize=8, ha="left", va="top", bbox=dict(fc="white", alpha=0.75, lw=0, pad=1))
+            self._fig_key, self._ax = key, ax
+        return self._ax
 
     def __repr__(self) -> str:
         return (f"AugmentSampler({self.describe()}, {self.mode}, n={self.n}, seed={self.seed}, "

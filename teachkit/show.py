@@ -1,12 +1,27 @@
-"""Look at images: one, or a grid with titles. Accepts PIL images and CHW tensors (uint8 or float)."""
+"""Look at images: one, a titled grid, a one-canvas montage, and what an augmentation does to one image.
+
+Accepts PIL images and CHW tensors (uint8 or float). `show_images` draws an axes per image (titles you can
+restyle); `image_grid` packs images onto one canvas with `torchvision.utils.make_grid`, which draws many times
+faster (matplotlib lays out every axes), for panels.
+"""
 from __future__ import annotations
 
-from collections.abc import Sequence
+import copy
+from collections.abc import Callable, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
+from torchvision.utils import make_grid
+
+from .batch_augment import BatchTransform
+from .transforms import make_rgb, to_byte_tensor, to_float_tensor
+from .utils import compose, derive_seed, listify
+
+__all__ = ["to_hwc", "to_chw", "show_image", "show_images", "fit_in_cell", "image_grid", "sample_grid",
+           "show_samples"]
 
 ImageLike = Image.Image | torch.Tensor | np.ndarray
 
@@ -24,6 +39,15 @@ def to_hwc(im: ImageLike) -> np.ndarray:
     return np.asarray(im)
 
 
+def to_chw(im: Image.Image | torch.Tensor) -> torch.Tensor:
+    """A PIL image or a CHW tensor (uint8 counted as /255) -> a 3-channel float CHW tensor in [0, 1] on the CPU."""
+    if isinstance(im, Image.Image):
+        return to_float_tensor(to_byte_tensor(make_rgb(im)))
+    im = im.detach().cpu()
+    im = im.float() / 255 if not im.is_floating_point() else im.float()
+    return im.expand(3, -1, -1) if im.shape[0] == 1 else im[:3]
+
+
 def show_image(im: ImageLike, ax: plt.Axes | None = None, title: str | None = None, figsize: tuple[float, float] = (3, 3)) -> plt.Axes:
     """Draw one image without axes, optionally titled."""
     if ax is None:
@@ -37,7 +61,7 @@ def show_image(im: ImageLike, ax: plt.Axes | None = None, title: str | None = No
 
 
 def show_images(ims: Sequence[ImageLike], ncols: int = 4, titles: Sequence[str] | None = None, size: float = 2.5) -> plt.Figure:
-    """Draw images in a grid, `ncols` wide, each `size` inches square."""
+    """Draw images in a grid, `ncols` wide, each `size` inches square, an axes (and title) per image."""
     if len(ims) == 0:
         raise ValueError("show_images got no images to show.")
     ncols = min(ncols, len(ims))
@@ -50,3 +74,57 @@ def show_images(ims: Sequence[ImageLike], ncols: int = 4, titles: Sequence[str] 
         ax.set_visible(False)
     fig.tight_layout()
     return fig
+
+
+def fit_in_cell(x: torch.Tensor, cell: int, fill: float = 1.0) -> torch.Tensor:
+    """A CHW image shrunk (aspect kept, antialiased) to fit a `cell` square, centred on a `fill` background."""
+    h, w = x.shape[-2:]
+    if max(h, w) > cell:
+        k = cell / max(h, w)
+        x = F.interpolate(x[None], size=(max(1, round(h * k)), max(1, round(w * k))), mode="bilinear",
+                          antialias=True, align_corners=False)[0].clamp_(0, 1)
+        h, w = x.shape[-2:]
+    out = torch.full((x.shape[0], cell, cell), fill)
+    top, left = (cell - h) // 2, (cell - w) // 2
+    out[:, top:top + h, left:left + w] = x
+    return out
+
+
+def image_grid(ims: Sequence[Image.Image | torch.Tensor], ncols: int, cell: int = 128, pad: int = 6) -> torch.Tensor:
+    """Images of any sizes on one white CHW canvas: each fitted in a `cell` square, `ncols` a row, `pad` apart.
+
+    Cell (row, col) starts at pixel (pad + row * (cell + pad), pad + col * (cell + pad)).
+    """
+    if len(ims) == 0:
+        raise ValueError("image_grid got no images to lay out.")
+    tiles = [fit_in_cell(to_chw(im), cell) for im in ims]
+    if len(tiles) == 1:  # make_grid returns a lone image as it is, without the padding around it
+        return F.pad(tiles[0], [pad] * 4, value=1.0)
+    return make_grid(tiles, nrow=ncols, padding=pad, pad_value=1.0)
+
+
+# ---------------------------------------------------------------- what an augmentation does
+
+
+def sample_grid(tfm: Callable | Sequence[Callable], img: Image.Image | torch.Tensor, n: int = 8, seed: int | None = None) -> list:
+    """`n` random outcomes of `tfm` (one transform or a pipeline) on the same image, to see what it really does.
+
+    Batched transforms get the image repeated n times as one batch (and return CHW tensors); others are called
+    n times. With a `seed`, copies of the transforms are reseeded (yours keep their own random stream), so the
+    same seed draws the same grid.
+    """
+    tfms = listify(tfm)
+    if seed is not None:
+        tfms = copy.deepcopy(tfms)
+        for i, t in enumerate(tfms):
+            if hasattr(t, "reseed"):
+                t.reseed(derive_seed(seed, i))
+    if tfms and all(isinstance(t, BatchTransform) for t in tfms):
+        return list(compose(to_chw(img)[None].expand(n, -1, -1, -1), tfms))
+    return [compose(img, tfms) for _ in range(n)]
+
+
+def show_samples(tfm: Callable | Sequence[Callable], img: Image.Image | torch.Tensor, n: int = 8, ncols: int = 4,
+                 seed: int | None = None, size: float = 2.5) -> plt.Figure:
+    """Draw `n` random outcomes of `tfm` on `img` as a grid: the first thing to do with any augmentation."""
+    return show_images(sample_grid(tfm, img, n, seed), ncols=ncols, size=size)

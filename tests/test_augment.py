@@ -12,13 +12,16 @@ from PIL import Image
 from torch import nn
 
 from teachkit import augment as A
-from teachkit.augment import (BatchAugment, BatchFlip, BatchRotate, BatchWarp, BatchZoom, CenterCrop, PilRandomDihedral,
-                              PilRandomFlip, PilTiltRandomCrop, RandomCrop, RandomResizedCrop, ResizeFixed, find_coeffs,
-                              homography_grid, rotation_matrix, sample_grid, show_samples, to_byte_tensor,
-                              to_float_tensor, zoom_matrix)
+from teachkit.augment import (CenterCrop, PilRandomDihedral, PilRandomFlip, PilTiltRandomCrop, RandomCrop,
+                              RandomResizedCrop, find_coeffs, tilted_corners)
+from teachkit.batch_augment import (BatchAugment, BatchFlip, BatchRotate, BatchWarp, BatchZoom, homography_grid,
+                                    rotation_matrix, tilt_matrix, zoom_matrix)
 from teachkit.callbacks import BatchTransformXCallback
-from teachkit.data import DataBunch
+from teachkit.databunch import DataBunch
+from teachkit.show import sample_grid, show_samples
+from teachkit.transforms import ResizeFixed, make_rgb, to_byte_tensor, to_float_tensor
 from teachkit.learner import Callback, Learner
+from teachkit.sampler import transform_params
 from teachkit.utils import compose, set_seed
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
@@ -119,7 +122,7 @@ def test_pipeline_sorted_by_order(photo):
     gray = photo.convert("L")
     x = compose(gray, [to_float_tensor, to_byte_tensor, PilRandomFlip(seed=0), RandomResizedCrop(48, seed=0)])
     assert x.shape == (3, 48, 48) and x.dtype == torch.float32 and 0 <= x.min() and x.max() <= 1
-    assert A.ResizeFixed is ResizeFixed and A.show_images is not None
+    assert not hasattr(A, "ResizeFixed") and not hasattr(A, "show_images")  # each name has one home, not re-exported
 
 
 def test_pil_transforms_reproducible_with_seed(photo):
@@ -285,7 +288,7 @@ def test_crops_refuse_resampling_pillow_transforms_cannot_do(make):
 
 def test_batch_transform_runs_last_in_a_per_item_pipeline():
     img = Image.new("L", (20, 12), 128)
-    out = compose(img, [BatchFlip(p=1.0, seed=0), A.make_rgb, to_byte_tensor, to_float_tensor])
+    out = compose(img, [BatchFlip(p=1.0, seed=0), make_rgb, to_byte_tensor, to_float_tensor])
     assert out.shape == (3, 12, 20) and out.dtype == torch.float32
 
 
@@ -295,3 +298,42 @@ def test_sample_grid_with_a_seed_leaves_the_callers_transform_alone():
     expected = RandomResizedCrop(16, seed=3)
     sample_grid(tfm, img, n=4, seed=0)
     assert [tfm.get_corners(64, 48, 64, 48) for _ in range(3)] == [expected.get_corners(64, 48, 64, 48) for _ in range(3)]
+
+
+# ------------------------------------------------------------------ tilts never read outside the image
+
+def offered_magnitudes(cls) -> list[float]:
+    """Every magnitude the augmentation panel's slider offers for `cls`."""
+    p = next(p for p in transform_params(cls) if p.name == "magnitude")
+    return [round(p.low + i * p.step, 6) for i in range(round((p.high - p.low) / p.step) + 1)]
+
+
+@pytest.mark.parametrize("in_size", [(160, 120), (64, 64), (37, 90)])
+@pytest.mark.parametrize("crop_size", [None, (30, 30), "whole"])
+def test_tilted_crop_has_no_black_pixels_at_any_offered_magnitude(in_size, crop_size):
+    white = Image.new("RGB", in_size, "white")
+    mags = offered_magnitudes(PilTiltRandomCrop)
+    assert mags[0] == 0 and mags[-1] == 0.25 and len(mags) > 20
+    for i, m in enumerate(mags):
+        tfm = PilTiltRandomCrop(32, crop_size=in_size if crop_size == "whole" else crop_size, magnitude=m, seed=i)
+        for _ in range(20):
+            assert np.asarray(tfm(white)).min() == 255, f"black pixels at magnitude {m}"
+
+
+def test_batched_tilt_reads_no_padding_at_any_offered_magnitude():
+    white = torch.ones(32, 3, 24, 40)
+    for i, m in enumerate(offered_magnitudes(BatchWarp)):
+        tfm = BatchWarp(m, p=1, seed=i)
+        assert tfm(white).min() > 1 - 1e-5, f"padding read at magnitude {m}"
+        tfm.pad_mode = "zeros"  # with zero padding, only the outermost pixels may blend (grid_sample's edge)
+        assert tfm(white)[..., 1:-1, 1:-1].min() > 1 - 1e-5
+
+
+def test_batched_and_pil_tilts_move_the_same_corners():
+    tilts = torch.tensor([[0.2, -0.1], [-0.25, 0.2], [0.0, 0.05]])
+    m = tilt_matrix(tilts).double()
+    for (up, lr), mat in zip(tilts.tolist(), m):
+        out_corners = torch.tensor([[-1.0, -1, 1], [-1, 1, 1], [1, 1, 1], [1, -1, 1]], dtype=torch.float64)
+        src = (mat @ out_corners.T).T
+        src = (src[:, :2] / src[:, 2:] + 1) / 2  # where each output corner reads, in the unit square
+        assert torch.allclose(src, torch.tensor(tilted_corners(up, lr), dtype=torch.float64), atol=1e-5)

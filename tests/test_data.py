@@ -11,10 +11,12 @@ import torch
 from PIL import Image, ImageFile
 from torch import nn
 
-from teachkit.data import (CategoryProcessor, DataBunch, ImageList, ImageLoadError, ItemList, LabeledData, ListContainer,
-                           SplitData, channel_stats, databunchify, get_files, grandparent_splitter, image_extensions,
-                           label_by_func, normalize_chan, open_image, parent_labeler, random_splitter, show_batch)
-from teachkit.datasets import IMAGENETTE_CLASSES, make_imagenette_like
+from teachkit.data import (CategoryProcessor, ImageList, ItemList, LabeledData, ListContainer, SplitData, channel_stats,
+                           grandparent_splitter, label_by_func, normalize_chan, parent_labeler, random_splitter)
+from teachkit.databunch import DataBunch, databunchify, show_batch
+from teachkit.datasets import IMAGENETTE_CLASSES
+from teachkit.files import ImageLoadError, get_files, image_extensions, open_image
+from teachkit.lookalike import make_imagenette_like
 from teachkit.transforms import ResizeFixed, make_rgb, to_byte_tensor, to_float_tensor
 
 SYNSETS = sorted(IMAGENETTE_CLASSES)
@@ -301,7 +303,7 @@ def test_small_cnn_learns_generated_imagenette(tmp_path):
 def test_dataloader_workers_draw_different_augmentations(tmp_path):
     """Without reseeding, every worker is a copy of the same transform RNG and would crop identically."""
     from teachkit.augment import RandomResizedCrop
-    from teachkit.data import get_dls
+    from teachkit.databunch import get_dls
 
     img = Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8))
     ds = LabeledData(ItemList([img] * 8, tfms=[RandomResizedCrop(16, seed=0), to_byte_tensor]), ItemList([0] * 8))
@@ -324,3 +326,10 @@ def test_random_splitter_treats_str_and_path_alike():
 def test_resize_fixed_refuses_a_zero_size():
     with pytest.raises(ValueError, match="size"):
         ResizeFixed(0)
+
+
+def test_to_databunch_is_a_method_of_split_data(tree):
+    assert "to_databunch" in vars(SplitData)  # defined in the class, not patched in from another module
+    ll = label_by_func(val_split(ImageList.from_files(tree, tfms=TFMS)), parent_labeler, proc_y=CategoryProcessor())
+    data = ll.to_databunch(bs=4, num_workers=0)
+    assert isinstance(data, DataBunch) and data.c_out == 10 and next(iter(data.train_dl))[0].shape[0] == 4

@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from teachkit.data import ImageList, get_files, image_extensions
+from teachkit.data import ImageList
 from teachkit.datasets import (IMAGENETTE_CLASSES, URLs, CorruptArchiveError, DownloadError, data_dir, download_url,
-                               imagenette, is_synthetic, make_imagenette_like, untar_data, valid_folder_name)
+                               imagenette, untar_data, valid_folder_name)
+from teachkit.files import get_files, image_extensions
+from teachkit.lookalike import is_synthetic, make_imagenette_like
 
 
 @pytest.fixture(autouse=True)
@@ -243,3 +245,8 @@ def test_archive_escaping_its_folder_is_refused(tmp_path, monkeypatch, has_filte
     good = tmp_path / "tiny-nette.tgz"
     good.write_bytes(make_tgz())
     assert (untar_data(good.as_uri(), dest=tmp_path / "d") / "train").is_dir()
+
+
+def test_the_look_alike_has_imagenettes_classes_in_order(tmp_path):
+    path = make_imagenette_like(tmp_path / "like", n_train=10, n_valid=10)
+    assert sorted(p.name for p in (path / "train").iterdir()) == list(IMAGENETTE_CLASSES)

@@ -4,11 +4,11 @@ import pytest
 import torch
 from PIL import Image
 
-from teachkit.augment import (BatchAugment, BatchFlip, BatchWarp, BatchZoom, CenterCrop, PilRandomFlip,
-                              PilTiltRandomCrop, RandomResizedCrop)
+from teachkit.augment import CenterCrop, PilRandomFlip, PilTiltRandomCrop, RandomResizedCrop
+from teachkit.batch_augment import BatchAugment, BatchFlip, BatchWarp, BatchZoom
 from teachkit.data import ImageList
 from teachkit.sampler import AugmentSampler, Param, montage, sample_image, transform_params
-from teachkit.show import to_hwc
+from teachkit.show import image_grid, to_hwc
 from teachkit.transforms import to_byte_tensor, to_float_tensor
 
 
@@ -189,11 +189,28 @@ def test_bad_input_raises_helpful_errors(folder, tmp_path):
         AugmentSampler(tfms=[len])
 
 
-def test_montage_fits_every_image_in_a_cell():
+def pixel(canvas: torch.Tensor, x: int, y: int) -> tuple:
+    return tuple((canvas[:, y, x] * 255).round().int().tolist())
+
+
+def test_image_grid_fits_every_image_in_a_cell():
     ims = [Image.new("RGB", (200, 100), "red"), torch.zeros(3, 50, 60), Image.new("RGB", (128, 128), "blue")]
-    canvas, label_at = montage(ims, ncols=2, cell=128, pad=6, label=12)
-    assert canvas.size == (2 * 134 + 6, 2 * 146 + 6) and len(label_at) == 3
-    assert canvas.getpixel((6 + 64, 18 + 64)) == (255, 0, 0)  # the wide image, shrunk to 128x64, centred
-    assert canvas.getpixel((6 + 64, 18 + 10)) == (255, 255, 255)  # above it: background
-    assert canvas.getpixel((140 + 64, 18 + 64)) == (0, 0, 0)  # the tensor, at its own size
-    assert label_at[2] == (6 + 64, 146 + 18 - 2)
+    canvas = image_grid(ims, ncols=2, cell=128, pad=6)
+    assert canvas.shape == (3, 2 * 134 + 6, 2 * 134 + 6)
+    assert pixel(canvas, 6 + 64, 6 + 64) == (255, 0, 0)  # the wide image, shrunk to 128x64, centred
+    assert pixel(canvas, 6 + 64, 6 + 10) == (255, 255, 255)  # above it: background
+    assert pixel(canvas, 140 + 64, 6 + 64) == (0, 0, 0)  # the tensor, at its own size (60x50)...
+    assert pixel(canvas, 140 + 64, 6 + 64 - 30) == (255, 255, 255)  # ... not stretched to the cell
+    assert pixel(canvas, 6 + 64, 140 + 64) == (0, 0, 255)
+    assert image_grid(ims[:1], ncols=1, cell=128, pad=6).shape == (3, 140, 140)  # padded like a grid of one
+
+
+def test_montage_puts_the_original_large_beside_the_samples():
+    orig, blue = Image.new("RGB", (300, 300), "red"), Image.new("RGB", (128, 128), "blue")
+    canvas, label_at = montage(orig, [blue] * 4, cell=128, pad=6)
+    assert canvas.shape == (3, 274, 274 + 274)  # two rows of two samples beside an original two cells tall
+    assert label_at == [(6, 6), (280, 6), (414, 6), (280, 140), (414, 140)]
+    assert pixel(canvas, 7, 7) == pixel(canvas, 6 + 261, 6 + 261) == (255, 0, 0)  # the original, shrunk, fills its big cell
+    assert all(pixel(canvas, x + 64, y + 64) == (0, 0, 255) for x, y in label_at[1:])
+    one_row, labels = montage(orig, [blue] * 3, cell=128, pad=6)
+    assert one_row.shape == (3, 140, 140 + 3 * 134 + 6) and labels[0] == (6, 6)

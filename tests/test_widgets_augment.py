@@ -5,7 +5,8 @@ import pytest
 import torch
 from PIL import Image
 
-from teachkit.augment import BatchZoom, PilRandomFlip, RandomResizedCrop
+from teachkit.augment import PilRandomFlip, RandomResizedCrop
+from teachkit.batch_augment import BatchZoom
 from teachkit.show import to_hwc
 from teachkit.widgets import augment_panel
 from teachkit.widgets.augment import AugmentPanel
@@ -35,29 +36,29 @@ def test_panel_is_a_widget_with_named_controls(panel):
 
 
 def test_resample_changes_images_and_same_seed_restores_them(panel):
-    png, samples = panel.image.value, panel.model.sample()
+    png, samples = panel.image.value, panel.sampler.sample()
     panel.resample_button.click()
-    assert panel.model.seed == panel.seed_box.value == 1
-    assert panel.image.value != png and not same(samples, panel.model.sample())
+    assert panel.sampler.seed == panel.seed_box.value == 1
+    assert panel.image.value != png and not same(samples, panel.sampler.sample())
     panel.seed_box.value = 0
-    assert panel.model.seed == 0 and panel.image.value == png and same(samples, panel.model.sample())
+    assert panel.sampler.seed == 0 and panel.image.value == png and same(samples, panel.sampler.sample())
 
 
 def test_slider_sets_the_parameter(panel):
     png = panel.image.value
     panel.controls["size"].value = 64
-    assert panel.model.values["size"] == 64 and panel.model.sample()[0].size == (64, 64)
+    assert panel.sampler.values["size"] == 64 and panel.sampler.sample()[0].size == (64, 64)
     assert panel.image.value != png
     panel.controls["scale"].value = (0.1, 0.2)
-    assert panel.model.values["scale"] == (0.1, 0.2)
+    assert panel.sampler.values["scale"] == (0.1, 0.2)
     panel.n_slider.value = 2
-    assert len(panel.model.sample()) == 2
+    assert len(panel.sampler.sample()) == 2
 
 
 def test_mode_toggle_switches_implementation_and_controls(panel):
     png = panel.image.value
     panel.mode_toggle.value = "batched"
-    m = panel.model
+    m = panel.sampler
     assert m.mode == "batched" and m.tfm is BatchZoom and panel.transform_picker.value == "BatchZoom"
     assert set(panel.transform_picker.options) == {"BatchZoom", "BatchWarp", "BatchFlip", "BatchRotate"}
     assert list(panel.controls) == ["min_zoom", "max_zoom", "p"] and panel.image.value != png
@@ -68,11 +69,11 @@ def test_mode_toggle_switches_implementation_and_controls(panel):
 
 def test_transform_picker_rebuilds_controls(panel):
     panel.transform_picker.value = "PilTiltRandomCrop"
-    assert panel.model.tfm.__name__ == "PilTiltRandomCrop"
+    assert panel.sampler.tfm.__name__ == "PilTiltRandomCrop"
     assert list(panel.controls) == ["size", "magnitude", "resample", "p"]
-    before = panel.model.sample()
+    before = panel.sampler.sample()
     panel.controls["magnitude"].value = 0.2
-    assert panel.model.values["magnitude"] == 0.2 and not same(before, panel.model.sample())
+    assert panel.sampler.values["magnitude"] == 0.2 and not same(before, panel.sampler.sample())
 
 
 def test_refused_value_is_explained_and_undone():
@@ -80,12 +81,12 @@ def test_refused_value_is_explained_and_undone():
     png = panel.image.value
     panel.controls["min_zoom"].value = 2.0  # above max_zoom 1.4: BatchZoom refuses it
     assert "min &lt;= max" in panel.status.value
-    assert panel.model.values["min_zoom"] == 1.0 and panel.controls["min_zoom"].value == 1.0
+    assert panel.sampler.values["min_zoom"] == 1.0 and panel.controls["min_zoom"].value == 1.0
     assert panel.image.value == png
     panel.seed_box.value = -1
     assert "seed must be" in panel.status.value and panel.seed_box.value == 0
     panel.controls["max_zoom"].value = 2.5  # a good value clears the message
-    assert panel.status.value == "" and panel.model.values["max_zoom"] == 2.5
+    assert panel.status.value == "" and panel.sampler.values["max_zoom"] == 2.5
 
 
 def test_pick_an_image_from_a_folder(tmp_path):
@@ -95,7 +96,7 @@ def test_pick_an_image_from_a_folder(tmp_path):
     assert [label for label, _ in panel.image_picker.options] == ["blue.png", "red.png"]
     png = panel.image.value
     panel.image_picker.value = 1
-    assert panel.model.index == 1 and panel.model.image.getpixel((0, 0)) == (255, 0, 0)
+    assert panel.sampler.index == 1 and panel.sampler.image.getpixel((0, 0)) == (255, 0, 0)
     assert panel.image.value != png
 
 

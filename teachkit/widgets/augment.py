@@ -1,42 +1,51 @@
 """Augmentation panel: pick an image, a transform and its parameters, and see N random samples beside the original.
 
-A thin ipywidgets view over `teachkit.sampler.AugmentSampler`, which does all the work (and is tested on its own).
-The parameter controls are built from the transform's constructor signature, so a new transform needs no new view.
-Every change goes to the sampler first; when it refuses a value, the status line says why and the controls snap back
-to what the sampler holds, so the panel always shows the sampler's state.
+A thin ipywidgets view over `teachkit.sampler.AugmentSampler` (`panel.sampler`), which does all the work and is
+tested on its own. The parameter controls are built from the transform's constructor signature, by ipywidgets' own
+`interactive` abbreviations, so a new transform needs no new view. Every change goes to the sampler first; when it
+refuses a value, the status line says why and the controls snap back to what the sampler holds, so the panel always
+shows the sampler's state.
 """
 from __future__ import annotations
 
 import html
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import ipywidgets as widgets
 
-from ..data import ImageLoadError
+from ..files import ImageLoadError
 from ..sampler import AugmentSampler, Param
+from .common import QuietMixin
 
 __all__ = ["AugmentPanel", "augment_panel", "param_control"]
 
-_STYLE = {"description_width": "initial"}
+_STYLE = {"description_width": "72px"}  # one label width: the sliders line up
 _MAX_DROPDOWN = 500  # more images than this get an index slider: a huge dropdown is slow to send and to use
+# Range readouts ("0.35 - 1.00") are wider than ipywidgets' default readout box, which then spills over the slider.
+_CSS = "<style>.tk-augment-panel .widget-readout { max-width: 7.5em; min-width: 7.5em; }</style>"
 
 
 def param_control(p: Param, value: Any) -> widgets.ValueWidget:
-    """A control for one transform parameter: slider, range slider, checkbox or dropdown, by its kind."""
-    kw = dict(description=p.name, style=_STYLE)
-    if p.kind == "bool":
-        return widgets.Checkbox(value=value, indent=False, **kw)
-    if p.kind == "choice":
-        return widgets.Dropdown(options=[(getattr(c, "name", str(c)), c) for c in p.choices], value=value, **kw)
-    kw |= dict(step=p.step, continuous_update=False)  # redraw when the slider is let go, not at every pixel
-    if p.kind == "int":
-        return widgets.IntSlider(value=value, min=min(p.low, value), max=max(p.high, value), **kw)
-    if p.kind == "float":
-        return widgets.FloatSlider(value=value, min=min(p.low, value), max=max(p.high, value), readout_format=".3g", **kw)
-    return widgets.FloatRangeSlider(value=value, min=min(p.low, *value), max=max(p.high, *value), readout_format=".3g",
-                                    **kw)
+    """A control for one transform parameter: ipywidgets' `interactive` abbreviations make a slider from
+    (low, high, step), a checkbox from a bool and a dropdown from (name, value) pairs; a range pair, which they
+    don't handle, gets a range slider here."""
+    if p.kind == "tuple":
+        w = widgets.FloatRangeSlider(value=value, min=min(p.low, *value), max=max(p.high, *value), step=p.step)
+    elif p.kind == "bool":
+        w = widgets.interactive.widget_from_abbrev(value)
+    elif p.kind == "choice":
+        w = widgets.interactive.widget_from_abbrev([(getattr(c, "name", str(c)), c) for c in p.choices], value)
+    else:  # int or float: (low, high, step), widened to hold a value outside the usual range
+        w = widgets.interactive.widget_from_abbrev((min(p.low, value), max(p.high, value), p.step), value)
+    w.description, w.style.description_width = p.name, _STYLE["description_width"]
+    if isinstance(w, widgets.Checkbox):
+        w.indent = False
+    if p.kind in ("int", "float", "tuple"):
+        w.continuous_update = False  # redraw when the slider is let go, not at every pixel
+    if p.kind in ("float", "tuple"):
+        w.readout_format = ".3g"
+    return w
 
 
 def _error(msg: str) -> str:
@@ -52,55 +61,57 @@ def _image_picker(names: Sequence[str]) -> widgets.ValueWidget:
                              style=_STYLE)
 
 
-class AugmentPanel(widgets.VBox):
-    """Controls over an `AugmentSampler` and a grid of the original and `n` samples.
+class AugmentPanel(QuietMixin, widgets.VBox):
+    """Controls over an `AugmentSampler` and a montage of the original and `n` samples.
 
     Drive it from code as from the browser: set `panel.controls['p'].value`, `panel.seed_box.value`, or call
-    `panel.resample_button.click()`; the sampler is `panel.model`.
+    `panel.resample_button.click()`; the sampler is `panel.sampler`.
     """
 
     def __init__(self, sampler: AugmentSampler):
-        self.model, self._quiet, self._built_for = sampler, False, None
+        self.sampler, self._built_for = sampler, None
         self.image_picker = _image_picker(sampler.names)
         self.mode_toggle = widgets.ToggleButtons(options=[("PIL, per image", "pil"), ("tensor, batched", "batched")],
-                                                 value=sampler.mode, description="mode", style=_STYLE)
+                                                 value=sampler.mode, tooltips=["PIL transforms, one image at a time",
+                                                                               "tensor transforms, a whole batch at once"])
         self.transform_picker = widgets.Dropdown(description="transform", style=_STYLE)
         self.controls: dict[str, widgets.ValueWidget] = {}
         self.param_box = widgets.VBox()
         self.n_slider = widgets.IntSlider(value=sampler.n, min=1, max=max(24, sampler.n), description="samples",
                                           continuous_update=False, style=_STYLE)
-        self.seed_box = widgets.IntText(value=sampler.seed, description="seed", style=_STYLE,
-                                        layout=widgets.Layout(width="160px"))
+        self.seed_box = widgets.IntText(value=sampler.seed, description="seed", style={"description_width": "initial"},
+                                        layout=widgets.Layout(width="140px"))
         self.resample_button = widgets.Button(description="Resample", tooltip="Draw new samples: the next seed",
                                               button_style="primary")
         self.status = widgets.HTML()
-        self.image = widgets.Image(format="png", layout={"align_self": "flex-start"})  # natural size
+        self.image = widgets.Image(format="png", layout=widgets.Layout(max_width="100%", height="auto",
+                                                                       align_self="flex-start"))
+        mode_row = widgets.HBox([widgets.Label("mode", layout=widgets.Layout(width=_STYLE["description_width"])),
+                                 self.mode_toggle])  # a label beside its buttons: ToggleButtons puts it above them
         self._wire()
-        super().__init__([widgets.HBox([self.image_picker, self.transform_picker]), self.mode_toggle, self.param_box,
-                          widgets.HBox([self.n_slider, self.seed_box, self.resample_button]), self.status, self.image])
+        super().__init__([widgets.HTML(_CSS), widgets.HBox([self.image_picker, self.transform_picker]), mode_row,
+                          self.param_box, widgets.HBox([self.n_slider, self.seed_box, self.resample_button]),
+                          self.status, self.image])
         self.add_class("tk-augment-panel")  # a CSS hook, for styling and for the real-browser test
         self._sync()
         self.refresh()
 
     def _wire(self) -> None:
         """Each control sets one thing on the sampler, then the panel redraws."""
-        m = self.model
-        self._on(self.image_picker, lambda v: setattr(m, "index", v))
-        self._on(self.mode_toggle, lambda v: setattr(m, "mode", v))
-        self._on(self.transform_picker, m.set_transform)
-        self._on(self.n_slider, lambda v: setattr(m, "n", v))
-        self._on(self.seed_box, lambda v: setattr(m, "seed", v))
-        self.resample_button.on_click(lambda _: self._apply(m.resample))
+        s = self.sampler
+        self._on(self.image_picker, lambda v: setattr(s, "index", v))
+        self._on(self.mode_toggle, lambda v: setattr(s, "mode", v))
+        self._on(self.transform_picker, s.set_transform)
+        self._on(self.n_slider, lambda v: setattr(s, "n", v))
+        self._on(self.seed_box, lambda v: setattr(s, "seed", v))
+        self.resample_button.on_click(lambda _: self._apply(s.resample))
 
     def _on(self, w: widgets.ValueWidget, setter: Callable[[Any], Any]) -> None:
-        """When `w` changes (by a person, not by `_sync`), pass its new value to `setter`."""
-        def changed(change: dict) -> None:
-            if not self._quiet:
-                self._apply(lambda: setter(change["new"]))
-        w.observe(changed, names="value")
+        """When a person changes `w`, pass its new value to `setter` on the sampler, then redraw."""
+        self.on_change(w, lambda v: self._apply(lambda: setter(v)))
 
     def _apply(self, action: Callable[[], Any]) -> None:
-        """Run a change on the sampler and redraw; if it refuses, say why (the grid stays); then sync every control."""
+        """Run a change on the sampler and redraw; if it refuses, say why (the montage stays); then sync every control."""
         try:
             action()
         except (ValueError, ImageLoadError) as e:  # a refused value, an image file that won't open
@@ -110,42 +121,33 @@ class AugmentPanel(widgets.VBox):
         self._sync()
         self.refresh()
 
-    @contextmanager
-    def _quietly(self) -> Iterator[None]:
-        """Set control values without each one calling back into the sampler."""
-        self._quiet = True
-        try:
-            yield
-        finally:
-            self._quiet = False
-
     def _sync(self) -> None:
         """Make the controls show the sampler: its image, mode, transform choices, parameters, n and seed."""
-        m = self.model
-        with self._quietly():
-            self.image_picker.value = m.index
-            self.mode_toggle.value = m.mode
-            self.transform_picker.options = m.choices()
-            self.transform_picker.value = m.tfm.__name__
-            if self._built_for is not m.tfm:
+        s = self.sampler
+        with self.quietly():
+            self.image_picker.value = s.index
+            self.mode_toggle.value = s.mode
+            self.transform_picker.options = s.choices()
+            self.transform_picker.value = s.tfm.__name__
+            if self._built_for is not s.tfm:
                 self._build_controls()
             for name, w in self.controls.items():
-                w.value = m.values[name]
-            self.n_slider.value, self.seed_box.value = m.n, m.seed
+                w.value = s.values[name]
+            self.n_slider.value, self.seed_box.value = s.n, s.seed
 
     def _build_controls(self) -> None:
         """One control per parameter of the current transform, read from its signature."""
-        m = self.model
-        self.controls = {p.name: param_control(p, m.values[p.name]) for p in m.params()}
+        s = self.sampler
+        self.controls = {p.name: param_control(p, s.values[p.name]) for p in s.params()}
         for name, w in self.controls.items():
-            self._on(w, lambda v, name=name: m.set_param(name, v))
+            self._on(w, lambda v, name=name: s.set_param(name, v))
         self.param_box.children = list(self.controls.values())
-        self._built_for = m.tfm
+        self._built_for = s.tfm
 
     def refresh(self) -> None:
-        """Redraw the grid and clear the status line."""
+        """Redraw the montage and clear the status line."""
         try:
-            self.image.value = self.model.render()
+            self.image.value = self.sampler.render()
             self.status.value = ""
         except (ValueError, ImageLoadError) as e:  # a value the transform refuses only when it runs, a bad file
             self.status.value = _error(str(e))
@@ -154,7 +156,7 @@ class AugmentPanel(widgets.VBox):
 def augment_panel(items: Any = None, tfms: Sequence | None = None, **kwargs: Any) -> AugmentPanel:
     """A panel sampling augmentations of `items` (None: a sample photo; a folder, ImageList, images or paths).
 
-    `tfms`: transform classes or instances to choose from (default: every PIL and batched one in teachkit.augment);
+    `tfms`: transform classes or instances to choose from (default: every PIL and batched one teachkit has);
     kwargs go to `AugmentSampler`: tfm (the first one shown), n, seed, max_size.
     """
     return AugmentPanel(AugmentSampler(items, tfms, **kwargs))

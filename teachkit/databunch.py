@@ -1,0 +1,111 @@
+"""Batches (lesson 08's last step): DataLoaders over a labelled split, and the `DataBunch` that holds them.
+
+    data = databunchify(split_data, bs=64)   # or split_data.to_databunch(bs=64)
+    data.show_batch(names=IMAGENETTE_CLASSES)
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, get_worker_info
+
+from .show import show_images
+from .utils import derive_seed, listify
+
+__all__ = ["DataBunch", "default_num_workers", "reseed_worker_tfms", "get_dls", "databunchify", "show_batch"]
+
+
+def _vocab(ds: Any) -> list | None:
+    """The vocab of a labelled dataset's category processor, if it has one."""
+    for p in reversed(listify(getattr(ds, "proc_y", None))):
+        if getattr(p, "vocab", None) is not None:
+            return p.vocab
+    return None
+
+
+class DataBunch:
+    """A training and a validation DataLoader, plus the number of input channels and classes."""
+
+    def __init__(self, train_dl: DataLoader, valid_dl: DataLoader, c_in: int | None = None, c_out: int | None = None):
+        self.train_dl, self.valid_dl, self.c_in, self.c_out = train_dl, valid_dl, c_in, c_out
+
+    @property
+    def train_ds(self) -> Any:
+        return self.train_dl.dataset
+
+    @property
+    def valid_ds(self) -> Any:
+        return self.valid_dl.dataset
+
+    def show_batch(self, n: int = 8, **kwargs) -> Any:
+        """See `show_batch`."""
+        return show_batch(self, n, **kwargs)
+
+    def __repr__(self) -> str:
+        return (f"DataBunch(train: {len(self.train_ds)} items, valid: {len(self.valid_ds)} items, "
+                f"c_in={self.c_in}, c_out={self.c_out})")
+
+
+def default_num_workers() -> int:
+    """One DataLoader worker per CPU this process may use, at most 8."""
+    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return min(8, n)
+
+
+def reseed_worker_tfms(worker_id: int) -> None:
+    """DataLoader `worker_init_fn`: give each worker its own stream of random augmentations.
+
+    Workers start as copies of the main process, and so would the random generators that transforms own
+    (`teachkit.augment`): every worker would draw the same crops and flips. torch gives each worker its own
+    seed; reseed every transform that has a `reseed` method from it.
+    """
+    info = get_worker_info()
+    for i, t in enumerate(listify(getattr(getattr(info.dataset, "x", None), "tfms", None))):
+        if hasattr(t, "reseed"):
+            t.reseed(derive_seed(info.seed, i))
+
+
+def get_dls(train_ds: Any, valid_ds: Any, bs: int, num_workers: int = 0, **kwargs) -> tuple[DataLoader, DataLoader]:
+    """Shuffled training and in-order validation DataLoaders (valid batches twice as big: no gradients to keep).
+
+    With workers they stay alive between epochs, each with its own augmentation seed; with CUDA batches go to
+    pinned memory for faster copies.
+    """
+    kwargs = {"num_workers": num_workers, "pin_memory": torch.cuda.is_available(),
+              "persistent_workers": num_workers > 0, "worker_init_fn": reseed_worker_tfms, **kwargs}
+    return DataLoader(train_ds, bs, shuffle=True, **kwargs), DataLoader(valid_ds, bs * 2, shuffle=False, **kwargs)
+
+
+def databunchify(sd: Any, bs: int = 64, c_in: int | None = None, c_out: int | None = None,
+                 num_workers: int | None = None, **kwargs) -> DataBunch:
+    """DataLoaders for a labelled `teachkit.data.SplitData`; `c_out` defaults to the vocab size, `c_in` to the first item's channels.
+
+    `num_workers` defaults to one per CPU (at most 8); pass 0 to load in this process (easiest to debug).
+    """
+    if c_out is None and (vocab := _vocab(sd.train)) is not None:
+        c_out = len(vocab)
+    if c_in is None:
+        x0 = sd.train[0][0]
+        c_in = x0.shape[0] if isinstance(x0, torch.Tensor) and x0.ndim == 3 else None
+    nw = default_num_workers() if num_workers is None else num_workers
+    return DataBunch(*get_dls(sd.train, sd.valid, bs, num_workers=nw, **kwargs), c_in=c_in, c_out=c_out)
+
+
+
+
+def show_batch(data: DataBunch, n: int = 8, ncols: int = 4, valid: bool = False, size: float = 2.5,
+               names: Mapping[Any, str] | None = None) -> Any:
+    """Draw the first `n` images of a training (or `valid`) batch, titled with their labels.
+
+    `names` maps labels to what to print, e.g. `teachkit.datasets.IMAGENETTE_CLASSES` for synset ids.
+    """
+    dl = data.valid_dl if valid else data.train_dl
+    xb, yb = next(iter(dl))
+    xb, yb = xb[:n], yb[:n]
+    vocab = _vocab(dl.dataset)
+    labels = [vocab[int(y)] if vocab is not None else str(int(y)) if y.ndim == 0 else str(y.tolist()) for y in yb]
+    titles = [names.get(o, o) if names else o for o in labels]
+    return show_images(list(xb), ncols=ncols, titles=[str(t) for t in titles], size=size)
