@@ -13,7 +13,8 @@ from typing import Any
 
 from fastprogress import fastprogress as fp
 
-__all__ = ["bar_kind", "progress_bar", "master_bar", "PlainProgressBar", "PlainMasterBar", "aligned_row"]
+__all__ = ["bar_kind", "progress_bar", "master_bar", "ClosesWhenLeft", "NotebookBar", "TerminalBar", "PlainProgressBar",
+           "PlainMasterBar", "aligned_row"]
 
 
 def bar_kind() -> str:
@@ -42,10 +43,30 @@ def progress_bar(gen: Iterable, total: int | None = None, leave: bool = True, pa
         return cls(gen, total=total, parent=parent)
     if bar_kind() == "plain":
         return PlainProgressBar(gen, total=total, comment=comment)
-    cls = fp.NBProgressBar if bar_kind() == "notebook" else fp.ConsoleProgressBar
+    cls = NotebookBar if bar_kind() == "notebook" else TerminalBar
     pb = cls(gen, total=total, leave=leave)
     pb.comment = comment
     return pb
+
+
+class ClosesWhenLeft:
+    """fastprogress marks a bar interrupted only when its iterable fails; this also does when the loop over it is
+    left early, by an error or Ctrl-C in the loop's body (the bar's generator is then closed: GeneratorExit)."""
+
+    def __iter__(self) -> Iterator:
+        try:
+            yield from super().__iter__()  # type: ignore[misc]
+        except (GeneratorExit, KeyboardInterrupt):
+            self.on_interrupt()  # type: ignore[attr-defined]
+            raise
+
+
+class NotebookBar(ClosesWhenLeft, fp.NBProgressBar):
+    """fastprogress's HTML bar, closed when the loop over it is left early."""
+
+
+class TerminalBar(ClosesWhenLeft, fp.ConsoleProgressBar):
+    """fastprogress's console bar, its line cleared when the loop over it is left early."""
 
 
 def aligned_row(row: list[str], widths: list[int]) -> str:

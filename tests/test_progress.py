@@ -173,3 +173,24 @@ def test_plain_child_bar_is_silent_and_master_prints_the_table(capsys):
 
 def test_aligned_row_pads_each_cell():
     assert progress.aligned_row(["a", "bb"], [3, 4]) == "a    bb  "
+
+
+@pytest.mark.parametrize("kind", ["terminal", "notebook"])
+def test_fastprogress_bars_close_when_the_loop_is_left_by_ctrl_c(kind, monkeypatch):
+    monkeypatch.setattr(progress, "bar_kind", lambda: kind)
+    for name in ["on_iter_begin", "on_update", "on_iter_end"]:  # no kernel here to display HTML into
+        monkeypatch.setattr(fp.NBProgressBar, name, lambda self, *a, **k: None)
+    closed = []
+    monkeypatch.setattr(fp.ProgressBar, "on_interrupt", lambda self: closed.append(type(self).__name__))
+    with pytest.raises(KeyboardInterrupt):
+        for i in progress_bar(range(10), leave=False, comment="LSUV"):
+            if i == 3:
+                raise KeyboardInterrupt
+    assert closed == [{"terminal": "TerminalBar", "notebook": "NotebookBar"}[kind]]
+
+
+def test_a_finished_fastprogress_bar_is_not_marked_interrupted(monkeypatch):
+    monkeypatch.setattr(progress, "bar_kind", lambda: "terminal")
+    closed = []
+    monkeypatch.setattr(fp.ProgressBar, "on_interrupt", lambda self: closed.append(self))
+    assert list(progress_bar(range(4))) == [0, 1, 2, 3] and closed == []
