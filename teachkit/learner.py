@@ -1,4 +1,8 @@
-"""The callback-driven training loop of lessons 09b/09c: `Learner`, `Callback` and the Cancel exceptions."""
+"""The callback-driven training loop of lessons 09b/09c: `Learner`, `Callback` and the Cancel exceptions.
+
+However `fit` ends (done, cancelled, an error, Ctrl-C), every callback's `after_fit` runs: the place to remove hooks
+and close what a callback opened. `learn.pct_train` is the fraction of training done, `learn.n_epoch` the epochs.
+"""
 from __future__ import annotations
 
 import difflib
