@@ -80,17 +80,20 @@ HIST_BINS, HIST_RANGE = 40, (0.0, 10.0)
 """The course's histogram of ReLU outputs: 40 bins over [0, 10]; pass (-7, 7) for leaky or shifted activations."""
 
 
-def activation_stats(x: torch.Tensor, bins: int = HIST_BINS,
-                     hist_range: tuple[float, float] = HIST_RANGE) -> torch.Tensor:
+def activation_stats(x: torch.Tensor, bins: int = HIST_BINS, hist_range: tuple[float, float] = HIST_RANGE,
+                     sample: int | None = None) -> torch.Tensor:
     """`[mean, std, share of x in each of the bins]` of a layer's output, as one tensor on x's device (bins=0: no histogram).
 
     One tensor, so recording it costs one copy to the CPU; a share (count / number of activations) rather than a
     count, so layers and batch sizes compare, and what falls outside `hist_range` is simply not in any bin.
+    `sample` bins only about that many activations, evenly spaced (an estimate, for a quick picture).
     """
     x = x.detach().float()
     stats = torch.stack([x.mean(), x.std()])
     if not bins:
         return stats
+    if sample and x.numel() > sample:
+        x = x.flatten()[::x.numel() // sample]
     return torch.cat([stats, x.histc(bins, *hist_range) / x.numel()])
 
 

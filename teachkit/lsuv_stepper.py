@@ -24,6 +24,9 @@ from .utils import to_model_device
 
 __all__ = ["LSUVStepper"]
 
+HIST_SAMPLE = 2**16
+"""Histograms are binned from about this many activations per layer: a picture, quick at every step."""
+
 
 class LSUVStepper:
     """Step LSUV by hand: `step()`, `next_layer()`, `run_all()`, `reset()`; `stats[i]` is layer i's `LayerStats`
@@ -62,9 +65,10 @@ class LSUVStepper:
         if self.done:
             return None
         i, m = self.current, self.modules[self.current]
-        if self._problems[i]:
-            raise ValueError(self._problems[i])
         mean, std = self.stats[i].means[-1], self.stats[i].stds[-1]
+        problem = self._problems[i] or stats_problem(self.names[i], None, mean, std)
+        if problem:
+            raise ValueError(problem)
         saved = copy.deepcopy(m.state_dict())
         try:
             action = lsuv_update(m, mean, std, self.tol, update=self.iterations < self.max_iter)
@@ -120,13 +124,13 @@ class LSUVStepper:
 
         def at_point(i: int, out: torch.Tensor) -> None:
             if rows[i] is None:
-                rows[i] = activation_stats(out, self.bins, self.hist_range).cpu()
-                if i in (cur, cur + 1):  # the layers the next steps will measure
+                rows[i] = activation_stats(out, self.bins, self.hist_range, sample=HIST_SAMPLE).cpu()
+                if i == cur + 1 or not self.history:  # checked once, as `LayerRun` does: before it is current
                     problems[i] = stats_problem(self.names[i], out, *rows[i][:2].tolist())
 
         def after(i: int, out: Any) -> None:
             calls[i], ends[i] = calls[i] + 1, next(tick)
-            if i < cur and isinstance(out, torch.Tensor):
+            if i < cur and i not in self._kept and isinstance(out, torch.Tensor):
                 outputs[i] = out.detach().clone()
 
         hooks = [(p, lambda mod, a, o, i=i: at_point(i, o), "post") for i, p in enumerate(self.points)]

@@ -1,24 +1,26 @@
 """LSUV panel: step layer-sequential unit variance one iteration at a time and watch every layer's statistics move.
 
-A thin ipywidgets view over `teachkit.init.LSUVStepper`, which does all the work (and is tested on its own): the
+A thin ipywidgets view over `teachkit.lsuv_stepper.LSUVStepper`, which does all the work (and is tested on its own): the
 buttons call its methods, then the table and the plots are redrawn from its `history` and `stats`.
 """
 from __future__ import annotations
 
 import html
+import math
 import warnings
 from collections.abc import Callable, Sequence
 
 import ipywidgets as widgets
+import numpy as np
 import torch
-from matplotlib.axes import Axes
+from matplotlib.patches import Rectangle
 from torch import nn
 
 from ..init import LSUVStep, LSUVWarning
 from ..lsuv_stepper import LSUVStepper
-from ..render import fig_to_png, new_figure
+from ..render import Blit, canvas_png, fixed_figure
 
-__all__ = ["LSUVPanel", "lsuv_panel", "lsuv_table", "lsuv_plot"]
+__all__ = ["LSUVPanel", "LSUVPlot", "lsuv_panel", "lsuv_table", "lsuv_plot"]
 
 _ACTIONS = {"scale": "divided the weights by the std", "shift": "moved the mean to 0",
             "converged": "converged: mean 0, std 1 within tol", "stopped": "stopped: max_iter spent"}
@@ -57,40 +59,70 @@ def _shown_layer(s: LSUVStepper) -> int:
     return len(s.modules) - 1 if s.done else s.current
 
 
-def _plot_hist(ax: Axes, s: LSUVStepper, i: int) -> None:
-    """Layer `i`'s activation histogram now, over the one before LSUV."""
-    lo, hi = s.hist_range
-    edges = torch.linspace(lo, hi, s.bins + 1)
-    ax.stairs(s.stats[i].hists[-1], edges, fill=True, color="C0", alpha=0.7, label="now")
-    ax.stairs(s.stats[i].hists[0], edges, color="C3", label="before LSUV")
-    ax.set(title=f"Activations of {s.names[i]}", xlabel=f"activation (bins clipped to [{lo:g}, {hi:g}])",
-           ylabel="share of activations")
-    ax.legend(loc="upper right", fontsize="small")
+class LSUVPlot:
+    """The panel's picture, kept between clicks: the shown layer's activation histogram (now, over before LSUV) and
+    its mean and std after each step. Axes, labels and targets are drawn once per scene (the axis limits, bucketed)
+    and kept as pixels; titles, histograms, lines and the shaded steps are drawn over them at every click."""
+
+    def __init__(self, s: LSUVStepper, width: float = 10.0, height: float = 3.6, dpi: int = 80):
+        self.fig = fixed_figure(width, height, dpi, left=0.07, right=0.985, bottom=0.15, top=0.9, wspace=0.22)
+        self.blit = Blit(self.fig)
+        self.ax_hist, self.ax_steps = self.fig.subplots(1, 2)
+        lo, hi = s.hist_range
+        edges, zeros = np.linspace(lo, hi, s.bins + 1), np.zeros(s.bins)
+        self.span = Rectangle((0, 0), 0, 1, transform=self.ax_steps.get_xaxis_transform(), color="#ffe9a8",
+                              label="steps on this layer", animated=True)
+        self.ax_steps.add_patch(self.span)
+        self.now = self.ax_hist.stairs(zeros, edges, fill=True, color="C0", alpha=0.7, label="now", animated=True)
+        self.before = self.ax_hist.stairs(zeros, edges, color="C3", label="before LSUV", animated=True)
+        self.mean, = self.ax_steps.plot([], [], "o-", ms=3, label="mean", animated=True)
+        self.std, = self.ax_steps.plot([], [], "s-", ms=3, label="std", animated=True)
+        self.ax_steps.axhline(0, color="C0", ls=":", lw=1)
+        self.ax_steps.axhline(1, color="C1", ls=":", lw=1)
+        self.ax_hist.set(xlim=(lo, hi), xlabel=f"activation (bins clipped to [{lo:g}, {hi:g}])",
+                         ylabel="share of activations", title="Activations of the highlighted layer")
+        self.ax_steps.set(xlabel="LSUV step (0 = before)", ylabel="value")
+        self.ax_hist.legend(loc="upper right", fontsize="small")
+        self.ax_steps.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncols=3, fontsize="small", frameon=False)
+
+    def render(self, s: LSUVStepper) -> bytes:
+        """PNG of the shown layer, as the stepper is now."""
+        i = _shown_layer(s)
+        st = s.stats[i]
+        now, before = st.hists[-1].numpy(), st.hists[0].numpy()
+        self.now.set_data(now)
+        self.before.set_data(before)
+        steps = np.arange(len(st.means))
+        self.mean.set_data(steps, st.means)
+        self.std.set_data(steps, st.stds)
+        own = [k + 1 for k, h in enumerate(s.history) if h.layer == i]
+        self.span.set_bounds(own[0] - 0.5 if own else 0, 0, len(own), 1)
+        values = np.asarray(st.means + st.stds)
+        tallest = max(float(max(t.hists[0].max(), t.hists[-1].max())) for t in s.stats)  # all layers: one scale
+        key = (_ladder(tallest * 1.05, HIST_TOPS), -(-len(steps) // 30) * 30,
+               _ladder(max(np.nanmax(values) / 1.25, -np.nanmin(values) * 4), VALUE_SPANS))
+        self.blit.draw(key, lambda: self._set_scene(*key), [self.span, self.mean, self.std, self.now, self.before])
+        return canvas_png(self.fig)
+
+    def _set_scene(self, hist_top: float, n_steps: int, span: float) -> None:
+        self.ax_hist.set_ylim(0, hist_top)
+        self.ax_steps.set_xlim(-0.5, n_steps + 0.5)
+        self.ax_steps.set_ylim(-span / 4, span * 1.25)
 
 
-def _plot_history(ax: Axes, s: LSUVStepper, i: int) -> None:
-    """Layer `i`'s mean and std after every step, with the steps spent on layer `i` shaded and targets 0 and 1."""
-    steps = range(len(s.stats[i].means))
-    ax.plot(steps, s.stats[i].means, "o-", ms=3, label="mean")
-    ax.plot(steps, s.stats[i].stds, "s-", ms=3, label="std")
-    ax.axhline(0, color="C0", ls=":", lw=1)
-    ax.axhline(1, color="C1", ls=":", lw=1)
-    own = [k + 1 for k, h in enumerate(s.history) if h.layer == i]
-    if own:
-        ax.axvspan(own[0] - 0.5, own[-1] + 0.5, color="#ffe9a8", label=f"steps on layer {i}")
-    ax.set(title=f"Mean and std of {s.names[i]} after each step", xlabel="LSUV step (0 = before)", ylabel="value")
-    ax.set_xlim(-0.5, max(len(steps) - 1, 1) + 0.5)
-    ax.legend(loc="best", fontsize="small")
+HIST_TOPS = (0.1, 0.2, 0.4, 0.6, 0.8, 1.0)
+VALUE_SPANS = (1.0, 2.0, 5.0, 10.0, 100.0, 1e4, 1e8)  # the history shows [-span / 4, 1.25 span]
+"""Coarse axis limits, so the axes (and their cached pixels) rarely change: a new scene only when values outgrow them."""
+
+
+def _ladder(v: float, rungs: Sequence[float]) -> float:
+    """The first rung at or above `v` (the last if none is)."""
+    return next((r for r in rungs if v <= r), rungs[-1])
 
 
 def lsuv_plot(s: LSUVStepper, width: float = 10.0, height: float = 3.6, dpi: int = 80) -> bytes:
-    """PNG of the shown layer's activation histogram and mean/std history."""
-    fig = new_figure(width, height, dpi)
-    ax_hist, ax_steps = fig.subplots(1, 2)
-    i = _shown_layer(s)
-    _plot_hist(ax_hist, s, i)
-    _plot_history(ax_steps, s, i)
-    return fig_to_png(fig)
+    """PNG of the shown layer's activation histogram and mean/std history (a one-off `LSUVPlot`)."""
+    return LSUVPlot(s, width, height, dpi).render(s)
 
 
 def _status(s: LSUVStepper, last: LSUVStep | None, note: str = "") -> str:
@@ -112,7 +144,7 @@ class LSUVPanel(widgets.VBox):
     """
 
     def __init__(self, stepper: LSUVStepper):
-        self.stepper = stepper
+        self.stepper, self.plot = stepper, LSUVPlot(stepper)
         self.step_button = widgets.Button(description="Step", tooltip="One LSUV iteration on the current layer")
         self.next_button = widgets.Button(description="Next layer", tooltip="Finish the current layer")
         self.run_button = widgets.Button(description="Run all", tooltip="Finish every layer", button_style="primary")
@@ -131,7 +163,7 @@ class LSUVPanel(widgets.VBox):
         self.refresh()
 
     def _do(self, action: Callable[[], object]) -> None:
-        """Run a stepper method, then redraw; a warning or a dead layer is shown in the status line, not lost in a log."""
+        """Run a stepper method, then redraw; a warning, a dead layer or an interrupt is shown in the status line."""
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", LSUVWarning)
             try:
@@ -139,6 +171,8 @@ class LSUVPanel(widgets.VBox):
                 note = " ".join(str(w.message) for w in caught)
             except ValueError as e:
                 note = str(e)
+            except KeyboardInterrupt:  # Kernel -> Interrupt: the stepper undid the unfinished step
+                note = "Interrupted: the unfinished step was undone; the model is as shown."
         self.refresh(html.escape(note))
 
     def refresh(self, note: str = "") -> None:
@@ -146,7 +180,7 @@ class LSUVPanel(widgets.VBox):
         s = self.stepper
         self.status.value = _status(s, s.history[-1] if s.history else None, note)
         self.table.value = lsuv_table(s)
-        self.image.value = lsuv_plot(s)
+        self.image.value = self.plot.render(s)
         for b in (self.step_button, self.next_button, self.run_button):
             b.disabled = s.done
 
