@@ -191,16 +191,13 @@ def _tfm_classes(tfms: Any) -> tuple[dict[str, type], dict[type, dict[str, Any]]
 
 
 def montage(original: Image.Image | torch.Tensor, samples: Sequence[Image.Image | torch.Tensor], cell: int = 128,
-            pad: int = 6) -> tuple[torch.Tensor, list[tuple[int, int]]]:
+            pad: int = 6) -> tuple[torch.Tensor, int]:
     """The original, large, on the left of its samples (two rows from 4 samples on): a CHW canvas with no gaps to
-    fill; and the top-left pixel of each tile (original first), where its label goes."""
+    fill; and the width of the original's column."""
     rows = 1 if len(samples) <= 3 else 2
-    cols = math.ceil(len(samples) / rows)
     big = rows * cell + (rows - 1) * pad  # as tall as the rows of samples beside it
-    canvas = torch.cat([image_grid([original], 1, big, pad), image_grid(samples, cols, cell, pad)], dim=2)
-    x0 = big + 3 * pad
-    return canvas, [(pad, pad)] + [(x0 + c * (cell + pad), pad + r * (cell + pad))
-                                   for r, c in (divmod(i, cols) for i in range(len(samples)))]
+    left = image_grid([original], 1, big, pad)
+    return torch.cat([left, image_grid(samples, math.ceil(len(samples) / rows), cell, pad)], dim=2), left.shape[2]
 
 
 class AugmentSampler:
@@ -217,7 +214,7 @@ class AugmentSampler:
         if not self.tfms:
             raise ValueError("No transforms to sample: pass some, e.g. tfms=[RandomResizedCrop, BatchZoom].")
         self.max_size, self.n, self.seed, self.index = max_size, n, seed, 0
-        self._fig_key, self._ax = None, None  # the figure `render` draws on, kept while the montage keeps its size
+        self._fig_key, self._fig = None, None  # what `render` draws on, kept while the montage keeps its size
         default = RandomResizedCrop if RandomResizedCrop in self.tfms.values() else next(iter(self.tfms.values()))
         self.set_transform(tfm or default)
 
@@ -336,33 +333,29 @@ class AugmentSampler:
         return f"{self.tfm.__name__}({', '.join(f'{k}={_fmt(v)}' for k, v in self.values.items())})"
 
     def render(self, cell: int = 128, dpi: int = 72) -> bytes:
-        """PNG of the original and the `n` samples (see `montage`), titled with transform, mode and seed."""
-        canvas, label_at = montage(self.image, self.sample(), cell)
-        settings = textwrap.fill(", ".join(f"{k}={_fmt(v)}" for k, v in self.values.items()), canvas.shape[2] // 6)
-        ax = self._figure(canvas.shape[1:], len(label_at), dpi)
-        ax.images[0].set_data((canvas.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
-        ax.figure.texts[0].set_text(f"{self.tfm.__name__}, {self.mode} mode, seed {self.seed}\n{settings}")
-        for i, (text, (x, y)) in enumerate(zip(ax.texts, label_at)):
-            text.set_position((x + 3, y + 3))
-            text.set_text("original" if i == 0 else f"sample {i}")
-        ax.figure.canvas.draw()
-        return canvas_png(ax.figure)
+        """PNG of the original and the `n` samples (see `montage`), titled with transform, mode, seed and settings."""
+        canvas, split = montage(self.image, self.sample(), cell)
+        fig, picture, title = self._figure(canvas.shape[1:], split, dpi)
+        picture.set_data((canvas.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
+        settings = textwrap.fill(", ".join(f"{k}={_fmt(v)}" for k, v in self.values.items()),
+                                 (canvas.shape[2] - split) // 6)
+        title.set_text(f"{self.n} samples of {self.tfm.__name__}, {self.mode} mode, seed {self.seed}\n{settings}")
+        fig.canvas.draw()
+        return canvas_png(fig)
 
-    def _figure(self, hw: tuple[int, int], n_labels: int, dpi: int) -> Any:
-        """The axes drawing the montage, kept between renders (a new figure costs more than drawing it) while the
-        montage keeps its size; its canvas maps one image pixel to one screen pixel, the title in a band above."""
-        key = (tuple(hw), n_labels, dpi)
+    def _figure(self, hw: tuple[int, int], split: int, dpi: int) -> tuple:
+        """(figure, picture, title) for `render`, kept while the montage keeps its layout (a new figure costs more
+        than a redraw): the montage pasted pixel for pixel (`figimage`: no resampling) below a band of text, with
+        "original" over the original's column and the title over the samples'."""
+        key = (tuple(hw), split, dpi)
         if self._fig_key != key:
             (h, w), band = hw, 36
-            fig = fixed_figure(w / dpi, (h + band) / dpi, dpi, left=0, right=1, bottom=0, top=h / (h + band))
-            fig.suptitle("", fontsize=9, y=1 - 2 / (h + band), va="top")
-            ax = fig.add_subplot()
-            ax.imshow(np.zeros((h, w, 3), np.uint8), interpolation="none")
-            ax.set_axis_off()
-            for _ in range(n_labels):
-                ax.text(0, 0, "", fontsize=8, ha="left", va="top", bbox=dict(fc="white", alpha=0.75, lw=0, pad=1))
-            self._fig_key, self._ax = key, ax
-        return self._ax
+            fig = fixed_figure(w / dpi, (h + band) / dpi, dpi)
+            picture = fig.figimage(np.zeros((h, w, 3), np.uint8))
+            fig.text(split / 2 / w, h / (h + band), "original", fontsize=9, ha="center", va="bottom")
+            title = fig.text((split + w) / 2 / w, 1 - 2 / (h + band), "", fontsize=9, ha="center", va="top")
+            self._fig_key, self._fig = key, (fig, picture, title)
+        return self._fig
 
     def __repr__(self) -> str:
         return (f"AugmentSampler({self.describe()}, {self.mode}, n={self.n}, seed={self.seed}, "

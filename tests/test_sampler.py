@@ -207,10 +207,9 @@ def test_image_grid_fits_every_image_in_a_cell():
 
 def test_montage_puts_the_original_large_beside_the_samples():
     orig, blue = Image.new("RGB", (300, 300), "red"), Image.new("RGB", (128, 128), "blue")
-    canvas, label_at = montage(orig, [blue] * 4, cell=128, pad=6)
-    assert canvas.shape == (3, 274, 274 + 274)  # two rows of two samples beside an original two cells tall
-    assert label_at == [(6, 6), (280, 6), (414, 6), (280, 140), (414, 140)]
+    canvas, split = montage(orig, [blue] * 4, cell=128, pad=6)
+    assert canvas.shape == (3, 274, 274 + 274) and split == 274  # two rows of two samples beside an original 2 cells tall
     assert pixel(canvas, 7, 7) == pixel(canvas, 6 + 261, 6 + 261) == (255, 0, 0)  # the original, shrunk, fills its big cell
-    assert all(pixel(canvas, x + 64, y + 64) == (0, 0, 255) for x, y in label_at[1:])
-    one_row, labels = montage(orig, [blue] * 3, cell=128, pad=6)
-    assert one_row.shape == (3, 140, 140 + 3 * 134 + 6) and labels[0] == (6, 6)
+    assert all(pixel(canvas, x + 64, y + 64) == (0, 0, 255) for x in (280, 414) for y in (6, 140))
+    one_row, split = montage(orig, [blue] * 3, cell=128, pad=6)
+    assert one_row.shape == (3, 140, 140 + 3 * 134 + 6) and split == 140
