@@ -11,15 +11,14 @@ measured at its output. A block states the same (see `models.ConvLayer`: `weight
 
 While one layer is tuned, everything before it is fixed: its input is computed once (a forward pre-hook stops the
 pass there) and each iteration runs only that layer (`LayerRun`). `lsuv_init` goes further on one batch: it tunes
-each layer inside a single forward pass (`_lsuv_in_one_pass`), tested equal to the readable path.
+each layer inside a single forward pass (`teachkit.lsuv_fast`), tested equal to the readable path.
 """
 from __future__ import annotations
 
 import math
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
-from functools import partial
+from contextlib import contextmanager
 from typing import Any, NamedTuple
 
 import torch
@@ -121,7 +120,8 @@ def lsuv_init(model: nn.Module, xb: Batches, modules: Sequence[nn.Module] | None
     report = LSUVReport()
     with lsuv_mode(model), _progress(len(mods), progress) as done:
         if len(batches) == 1:  # the fast path: as far as it can go, every layer in one forward pass
-            _lsuv_in_one_pass(model, mods, batches[0], tol, max_iter, report, done)
+            from .lsuv_fast import lsuv_in_one_pass  # imported here: lsuv_fast builds on this module
+            lsuv_in_one_pass(model, mods, batches[0], tol, max_iter, report, done)
         for i in range(len(report), len(mods)):
             report.append(_tune(LayerRun(model, mods[i], batches), tol, max_iter, layer=i))
             done(i + 1)
@@ -344,42 +344,3 @@ def _shares_parameters(model: nn.Module, m: nn.Module) -> bool:
     mine = {id(o) for o in m.modules()}
     return any(id(t) in inside for o in model.modules() if id(o) not in mine
                for t in [*o.parameters(recurse=False), *o.buffers(recurse=False)])
-
-
-# ---------------------------------------------------------------- the fast path: every layer in one forward pass
-
-def _lsuv_in_one_pass(model: nn.Module, mods: list[nn.Module], xb: torch.Tensor, tol: float, max_iter: int,
-                      report: LSUVReport, done: Callable[[int], None]) -> None:
-    """Tune each layer when one forward pass reaches it, on the input the pass brings, and hand the pass the
-    tuned layer's output from the last measurement: `lsuv_module`'s weights for about one forward pass plus the
-    layers' own runs.
-
-    Stops (the readable path does the rest) at a layer reached before the one to tune next, or one whose cache
-    `LayerRun` would not trust. A tuned layer called again just runs: the readable path measures its first call.
-    """
-    busy = []  # the layer being tuned: its own runs go through its forward too
-
-    def tune_then_forward(i: int, m: nn.Module, *args: Any, **kwargs: Any) -> Any:
-        if busy or i < len(report):
-            return type(m).forward(m, *args, **kwargs)
-        run = LayerRun(model, m, xb, inputs=[(args, kwargs)], whole=True)
-        if i > len(report) or _shares_parameters(model, m) or not _runs_only_inside(model, m, run.point):
-            raise _StopForward
-        busy.append(i)
-        report.append(_tune(run, tol, max_iter, layer=i))
-        busy.clear()
-        done(i + 1)
-        return run.last  # the last measurement ran the whole layer with its final weights on this very input
-
-    if any("forward" in vars(m) for m in mods):  # someone else replaced a forward: leave it be
-        return
-    with ExitStack() as stack:
-        for i, m in enumerate(mods):
-            m.forward = partial(tune_then_forward, i, m)
-            stack.callback(delattr, m, "forward")
-        _run(lambda: model(to_model_device(model, xb)))
-
-
-def _runs_only_inside(model: nn.Module, m: nn.Module, point: nn.Module) -> bool:
-    """Is the measuring point `m` itself, or a part of `m` that appears once in the model (so it runs only in `m`)?"""
-    return point is m or sum(o is point for o in model.modules(remove_duplicate=False)) == 1

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from teachkit import init as lsuv
+from teachkit import init as lsuv, lsuv_fast
 from teachkit.init import LayerRun, lsuv_init, lsuv_module, lsuv_modules
 from teachkit.lsuv_stepper import LSUVStepper
 from teachkit.models import ConvLayer, GeneralRelu, get_cnn_model, init_cnn
@@ -158,7 +158,7 @@ def test_readable_path_and_stepper_give_the_reference_weights(name, monkeypatch)
     make, shape = MODELS[name]
     model, xb = make(), batch(*shape)
     ref = reference_lsuv_init(copy.deepcopy(model), xb)
-    monkeypatch.setattr(lsuv, "_lsuv_in_one_pass", lambda *a: None)  # every layer through lsuv_module's path
+    monkeypatch.setattr(lsuv_fast, "lsuv_in_one_pass", lambda *a: None)  # every layer through lsuv_module's path
     readable = copy.deepcopy(model)
     lsuv_init(readable, xb, progress=False)
     assert same_weights(readable, ref)
@@ -170,7 +170,9 @@ def test_readable_path_and_stepper_give_the_reference_weights(name, monkeypatch)
 def test_the_one_pass_tunes_every_layer_of_the_lesson_cnn(monkeypatch):
     model, xb = lesson_cnn(), batch(16, 3, 32, 32)
     calls = []
-    monkeypatch.setattr(lsuv, "LayerRun", lambda *a, **k: calls.append(k.get("inputs") is not None) or LayerRun(*a, **k))
+    counting = lambda *a, **k: calls.append(k.get("inputs") is not None) or LayerRun(*a, **k)  # noqa: E731
+    monkeypatch.setattr(lsuv, "LayerRun", counting)  # the readable path's
+    monkeypatch.setattr(lsuv_fast, "LayerRun", counting)  # the one pass's
     lsuv_init(model, xb, progress=False)
     assert calls == [True] * len(lsuv_modules(model))  # no layer needed the readable path's extra forward passes
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from teachkit import init as lsuv
+from teachkit import init as lsuv, lsuv_fast
 from teachkit.init import lsuv_init
 from teachkit.lsuv_stepper import LSUVStepper
 from teachkit.models import get_cnn_model, init_cnn
@@ -77,7 +77,7 @@ class FakeBar:
 def test_lsuv_init_interrupted_leaves_nothing_behind(at, fast, monkeypatch):
     monkeypatch.setattr(lsuv, "progress_bar", FakeBar)
     if not fast:
-        monkeypatch.setattr(lsuv, "_lsuv_in_one_pass", lambda *a: None)
+        monkeypatch.setattr(lsuv_fast, "lsuv_in_one_pass", lambda *a: None)
     model, xb = cnn(), batch()
     model.eval()
     model[1].train()  # a mix of modes, to be given back exactly
