@@ -17,9 +17,9 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Sequence
 
-from torch import nn
+from torch import Tensor, nn
 
-__all__ = ["conv", "ConvBN", "shortcut", "ResBlock", "make_layer", "XResNet", "init_xresnet",
+__all__ = ["conv", "ConvBN", "shortcut", "res_branch", "ResBlock", "make_layer", "XResNet", "init_xresnet",
            "xresnet18", "xresnet34", "xresnet50"]
 
 
@@ -85,7 +85,7 @@ class ResBlock(nn.Module):
         self.idpath = shortcut(ni, nf, stride)
         self.act = act_cls()
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return self.act(self.convs(x) + self.idpath(x))
 
 
