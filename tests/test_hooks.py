@@ -81,6 +81,10 @@ def test_activation_stats_is_mean_std_and_shares():
     assert s[0].item() == pytest.approx(x.mean().item()) and s[1].item() == pytest.approx(x.std().item())
     assert s[2:].tolist() == pytest.approx([4 / 8, 1 / 8, 0.0, 1 / 8])  # -1 and 20 fall outside every bin
     assert activation_stats(x, bins=0).shape == (2,)
+    big = torch.randn(64, 1000, generator=torch.Generator().manual_seed(0))
+    full, quick = activation_stats(big, 8, (-2, 2)), activation_stats(big, 8, (-2, 2), sample=4000)
+    assert torch.equal(full[:2], quick[:2])  # mean and std always exact
+    assert torch.allclose(full[2:], quick[2:], atol=0.02) and not torch.equal(full[2:], quick[2:])
 
 
 def blob_learner(cbs=()):

@@ -15,6 +15,7 @@ from teachkit import init as lsuv, lsuv_fast
 from teachkit.init import LayerRun, lsuv_init, lsuv_module, lsuv_modules
 from teachkit.lsuv_stepper import LSUVStepper
 from teachkit.models import ConvLayer, GeneralRelu, get_cnn_model, init_cnn
+from teachkit.xresnet import xresnet18
 
 
 # ---------------------------------------------------------------- today's algorithm, the yardstick
@@ -140,7 +141,8 @@ def batch(*shape, seed=1):
 
 
 MODELS = {"lesson CNN": (lesson_cnn, (16, 3, 32, 32)), "lesson CNN with BatchNorm": (lambda: lesson_cnn(bn=True), (16, 3, 32, 32)),
-          "residual": (residual_net, (16, 3, 16, 16)), "called twice": (Twice, (32, 6)), "tied weights": (Tied, (32, 6))}
+          "residual": (residual_net, (16, 3, 16, 16)), "called twice": (Twice, (32, 6)), "tied weights": (Tied, (32, 6)),
+          "XResNet-18": (lambda: torch.manual_seed(0) and xresnet18(n_out=10), (8, 3, 32, 32))}
 
 
 @pytest.mark.parametrize("name", MODELS)
