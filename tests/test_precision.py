@@ -164,3 +164,13 @@ def test_bad_arguments():
         MixedPrecision(torch.float64)
     with pytest.raises(ValueError, match="growth_factor > 1"):
         LossScaler(growth_factor=0.5)
+
+
+def test_mixup_under_float16_mixed_precision_trains():
+    from teachkit.mixup import MixUp
+    learn = make_learner([MixedPrecision(torch.float16, LossScaler(init_scale=256.0)), MixUp(0.4)])
+    before = [p.detach().clone() for p in learn.model.parameters()]
+    learn.fit(1)
+    assert learn.loss_func is F.cross_entropy
+    assert all(torch.isfinite(p).all() for p in learn.model.parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(before, learn.model.parameters()))

@@ -38,8 +38,8 @@ def _observe_mixup(fn: Any, inputs: tuple) -> dict[str, Any]:
     loss with cross-entropy."""
     pred, yb, yb1, lam = inputs
 
-    def indicator(of: Tensor):
-        return lambda p, y: torch.tensor(1.0) if y is of else torch.tensor(0.0)
+    def indicator(of: Tensor):  # the two target tensors differ in every case, so equal values mean "this one"
+        return lambda p, y: torch.tensor(1.0) if torch.equal(torch.as_tensor(y), of) else torch.tensor(0.0)
 
     return {"the weight of the loss against yb (the batch's own targets)": float(fn(indicator(yb), pred, yb, yb1, lam)),
             "the weight of the loss against yb1 (the shuffled targets)": float(fn(indicator(yb1), pred, yb, yb1, lam)),
