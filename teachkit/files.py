@@ -26,7 +26,7 @@ def normalize_extensions(extensions: str | Iterable[str] | None) -> set[str]:
 def _scan(folder: Path, extensions: set[str]) -> tuple[list[Path], list[str]]:
     """Files of `folder` (sorted, filtered, hidden ones skipped) and the names of its visible sub-folders."""
     files, dirs = [], []
-    with os.scandir(folder) as it:
+    with os.scandir(folder) as it:  # scandir tells files from folders without a `stat` call per file
         for e in it:
             name = e.name
             if name.startswith("."):
@@ -35,7 +35,16 @@ def _scan(folder: Path, extensions: set[str]) -> tuple[list[Path], list[str]]:
                 dirs.append(name)
             elif not extensions or (i := name.rfind(".")) > 0 and name[i:].lower() in extensions:
                 files.append(name)
-    return [folder / n for n in sorted(files)], sorted(dirs)
+    return _children(folder, sorted(files)), sorted(dirs)
+
+
+def _children(folder: Path, names: list[str]) -> list[Path]:
+    """`[folder / n for n in names]`, faster: `iterdir` builds each child without parsing its name again, which is
+    most of the cost of `/` on a big folder (a file deleted meanwhile is left out)."""
+    if not names:
+        return []
+    by_name = {p.name: p for p in folder.iterdir()}
+    return [by_name[n] for n in names if n in by_name]
 
 
 def get_files(path: PathLike, extensions: str | Iterable[str] | None = None, recurse: bool = False,

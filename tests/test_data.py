@@ -333,3 +333,14 @@ def test_to_databunch_is_a_method_of_split_data(tree):
     ll = label_by_func(val_split(ImageList.from_files(tree, tfms=TFMS)), parent_labeler, proc_y=CategoryProcessor())
     data = ll.to_databunch(bs=4, num_workers=0)
     assert isinstance(data, DataBunch) and data.c_out == 10 and next(iter(data.train_dl))[0].shape[0] == 4
+
+
+def test_get_files_equals_the_plain_walk(tree):
+    """The fast listing (scandir + iterdir) gives exactly what `os.walk` and `folder / name` give, in name order."""
+    import os
+    expected = []
+    for folder, dirs, files in os.walk(tree):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        expected += [Path(folder) / f for f in sorted(files) if not f.startswith(".")
+                     and Path(f).suffix.lower() in image_extensions]
+    assert get_files(tree, image_extensions, recurse=True) == expected and len(expected) > 50
