@@ -335,25 +335,26 @@ class AugmentSampler:
     def render(self, cell: int = 128, dpi: int = 72) -> bytes:
         """PNG of the original and the `n` samples (see `montage`), titled with transform, mode, seed and settings."""
         canvas, split = montage(self.image, self.sample(), cell)
-        fig, picture, title = self._figure(canvas.shape[1:], split, dpi)
-        picture.set_data((canvas.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
         settings = textwrap.fill(", ".join(f"{k}={_fmt(v)}" for k, v in self.values.items()),
                                  (canvas.shape[2] - split) // 6)
-        title.set_text(f"{self.n} samples of {self.tfm.__name__}, {self.mode} mode, seed {self.seed}\n{settings}")
+        text = f"{self.n} samples of {self.tfm.__name__}, {self.mode} mode, seed {self.seed}\n{settings}"
+        fig, picture, title = self._figure(canvas.shape[1:], split, text.count("\n") + 1, dpi)
+        picture.set_data((canvas.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
+        title.set_text(text)
         fig.canvas.draw()
         return canvas_png(fig)
 
-    def _figure(self, hw: tuple[int, int], split: int, dpi: int) -> tuple:
-        """(figure, picture, title) for `render`, kept while the montage keeps its layout (a new figure costs more
-        than a redraw): the montage pasted pixel for pixel (`figimage`: no resampling) below a band of text, with
-        "original" over the original's column and the title over the samples'."""
-        key = (tuple(hw), split, dpi)
+    def _figure(self, hw: tuple[int, int], split: int, lines: int, dpi: int) -> tuple:
+        """(figure, picture, title) for `render`, kept while the layout stays (a new figure costs more than a
+        redraw): the montage pasted pixel for pixel (`figimage`: no resampling) below a band of `lines` of text,
+        with "original" over the original's column and the title over the samples'."""
+        key = (tuple(hw), split, lines, dpi)
         if self._fig_key != key:
-            (h, w), band = hw, 36
+            (h, w), band = hw, 12 * lines + 8
             fig = fixed_figure(w / dpi, (h + band) / dpi, dpi)
             picture = fig.figimage(np.zeros((h, w, 3), np.uint8))
             fig.text(split / 2 / w, h / (h + band), "original", fontsize=9, ha="center", va="bottom")
-            title = fig.text((split + w) / 2 / w, 1 - 2 / (h + band), "", fontsize=9, ha="center", va="top")
+            title = fig.text((split + w) / 2 / w, 1 - 3 / (h + band), "", fontsize=9, ha="center", va="top")
             self._fig_key, self._fig = key, (fig, picture, title)
         return self._fig
 

@@ -9,7 +9,8 @@ from teachkit.augment import PilRandomFlip, RandomResizedCrop
 from teachkit.batch_augment import BatchZoom
 from teachkit.show import to_hwc
 from teachkit.widgets import augment_panel
-from teachkit.widgets.augment import AugmentPanel
+from teachkit.widgets.augment import AugmentPanel, param_control
+from teachkit.widgets.common import QuietMixin
 
 
 @pytest.fixture
@@ -107,3 +108,22 @@ def test_an_image_that_wont_open_is_reported(tmp_path):
     png = panel.image.value
     panel.image_picker.value = 1
     assert "Could not read image" in panel.status.value and panel.image.value == png
+
+
+def test_mode_label_sits_beside_its_buttons_and_the_panel_is_quiet(panel):
+    row = next(c for c in panel.children if isinstance(c, widgets.HBox) and panel.mode_toggle in c.children)
+    assert [type(w) for w in row.children] == [widgets.Label, widgets.ToggleButtons] and row.children[0].value == "mode"
+    assert isinstance(panel, QuietMixin) and panel.sampler.n == 4
+    with panel.quietly():  # the panel's own way to set a control: the sampler doesn't hear it
+        panel.seed_box.value = 7
+    assert panel.sampler.seed == 0
+
+
+def test_param_controls_come_from_ipywidgets_abbreviations():
+    from teachkit.sampler import transform_params
+    ps = {p.name: p for p in transform_params(RandomResizedCrop)}
+    ref = widgets.interactive.widget_from_abbrev((ps["p"].low, ps["p"].high, ps["p"].step), 0.5)
+    ours = param_control(ps["p"], 0.5)
+    assert (type(ours), ours.min, ours.max, ours.step, ours.value) == (type(ref), ref.min, ref.max, ref.step, ref.value)
+    assert param_control(ps["size"], 1000).max == 1000  # a value beyond the usual range widens it
+    assert isinstance(param_control(ps["scale"], (0.2, 0.9)), widgets.FloatRangeSlider)  # what abbreviations lack
