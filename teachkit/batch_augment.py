@@ -127,8 +127,8 @@ class BatchTransform:
     def __init__(self, p: float = 1.0, mode: str = "bilinear", pad_mode: str = "reflection", seed: int | None = None):
         name = type(self).__name__
         if mode not in INTERP_MODES or pad_mode not in PAD_MODES:
-            raise ValueError(f"{name}: mode must be one of {INTERP_MODES} and pad_mode one of {PAD_MODES} (grid_sample's); "
-                             f"got mode={mode!r}, pad_mode={pad_mode!r}.")
+            raise ValueError(f"{name}: mode must be one of {INTERP_MODES} and pad_mode one of {PAD_MODES} "
+                             f"(grid_sample's); got mode={mode!r}, pad_mode={pad_mode!r}.")
         self.p, self.mode, self.pad_mode = _check_p(p, name), mode, pad_mode
         self.reseed(seed)
 

@@ -25,9 +25,9 @@ from .databunch import DataBunch, databunchify
 from .files import PathLike, get_files, image_extensions, normalize_extensions, open_image
 from .utils import compose, listify
 
-__all__ = ["ListContainer", "ItemList", "ImageList", "grandparent_splitter", "random_splitter", "split_by_func", "SplitData", "parent_labeler", "Processor",
-           "CategoryProcessor", "LabeledData", "label_by_func", "normalize_chan", "channel_stats", "imagenette_stats",
-           "norm_imagenette"]
+__all__ = ["ListContainer", "ItemList", "ImageList", "grandparent_splitter", "random_splitter", "split_by_func",
+           "SplitData", "parent_labeler", "Processor", "CategoryProcessor", "LabeledData", "label_by_func",
+           "normalize_chan", "channel_stats", "imagenette_stats", "norm_imagenette"]
 
 # ------------------------------------------------------------------------------------------- item lists
 

@@ -81,7 +81,8 @@ def get_dls(train_ds: Any, valid_ds: Any, bs: int, num_workers: int = 0, **kwarg
 
 def databunchify(sd: Any, bs: int = 64, c_in: int | None = None, c_out: int | None = None,
                  num_workers: int | None = None, **kwargs) -> DataBunch:
-    """DataLoaders for a labelled `teachkit.data.SplitData`; `c_out` defaults to the vocab size, `c_in` to the first item's channels.
+    """DataLoaders for a labelled `teachkit.data.SplitData`; `c_out` defaults to the vocab size, `c_in` to the first
+    item's channels.
 
     `num_workers` defaults to one per CPU (at most 8); pass 0 to load in this process (easiest to debug).
     """

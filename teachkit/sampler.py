@@ -8,7 +8,6 @@ seed always draws the same samples; `render()` draws the original, large, beside
 from __future__ import annotations
 
 import inspect
-import math
 import numbers
 import os
 import textwrap
@@ -27,11 +26,11 @@ from .augment import (GEOMETRIC_RESAMPLING, CenterCrop, PilRandomDihedral, PilRa
 from .batch_augment import BatchFlip, BatchRotate, BatchTransform, BatchWarp, BatchZoom
 from .data import ItemList, ImageList, open_image
 from .render import canvas_png, fixed_figure
-from .show import image_grid, sample_grid
+from .show import montage, sample_grid
 from .transforms import make_rgb
 
 __all__ = ["SAMPLER_MODES", "PIL_TFMS", "BATCH_TFMS", "COUNTERPARTS", "Param", "transform_params", "sample_image",
-           "montage", "AugmentSampler"]
+           "AugmentSampler"]
 
 SAMPLER_MODES = ("pil", "batched")
 """What the sampler runs: per-image PIL transforms, or batched tensor transforms."""
@@ -188,16 +187,6 @@ def _tfm_classes(tfms: Any) -> tuple[dict[str, type], dict[type, dict[str, Any]]
         if not isinstance(t, type):
             values[cls] = {p.name: _attr_value(cls, p, t) for p in transform_params(cls)}
     return classes, values
-
-
-def montage(original: Image.Image | torch.Tensor, samples: Sequence[Image.Image | torch.Tensor], cell: int = 128,
-            pad: int = 6) -> tuple[torch.Tensor, int]:
-    """The original, large, on the left of its samples (two rows from 4 samples on): a CHW canvas with no gaps to
-    fill; and the width of the original's column."""
-    rows = 1 if len(samples) <= 3 else 2
-    big = rows * cell + (rows - 1) * pad  # as tall as the rows of samples beside it
-    left = image_grid([original], 1, big, pad)
-    return torch.cat([left, image_grid(samples, math.ceil(len(samples) / rows), cell, pad)], dim=2), left.shape[2]
 
 
 class AugmentSampler:

@@ -7,6 +7,7 @@ faster (matplotlib lays out every axes), for panels.
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable, Sequence
 
 import matplotlib.pyplot as plt
@@ -20,7 +21,7 @@ from .batch_augment import BatchTransform
 from .transforms import make_rgb, to_byte_tensor, to_float_tensor
 from .utils import compose, derive_seed, listify
 
-__all__ = ["to_hwc", "to_chw", "show_image", "show_images", "fit_in_cell", "image_grid", "sample_grid",
+__all__ = ["to_hwc", "to_chw", "show_image", "show_images", "fit_in_cell", "image_grid", "montage", "sample_grid",
            "show_samples"]
 
 ImageLike = Image.Image | torch.Tensor | np.ndarray
@@ -101,6 +102,16 @@ def image_grid(ims: Sequence[Image.Image | torch.Tensor], ncols: int, cell: int 
     if len(tiles) == 1:  # make_grid returns a lone image as it is, without the padding around it
         return F.pad(tiles[0], [pad] * 4, value=1.0)
     return make_grid(tiles, nrow=ncols, padding=pad, pad_value=1.0)
+
+
+def montage(original: Image.Image | torch.Tensor, samples: Sequence[Image.Image | torch.Tensor], cell: int = 128,
+            pad: int = 6) -> tuple[torch.Tensor, int]:
+    """The original, large, on the left of its samples (two rows from 4 samples on): a CHW canvas with no gaps to
+    fill; and the width of the original's column."""
+    rows = 1 if len(samples) <= 3 else 2
+    big = rows * cell + (rows - 1) * pad  # as tall as the rows of samples beside it
+    left = image_grid([original], 1, big, pad)
+    return torch.cat([left, image_grid(samples, math.ceil(len(samples) / rows), cell, pad)], dim=2), left.shape[2]
 
 
 # ---------------------------------------------------------------- what an augmentation does

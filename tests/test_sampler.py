@@ -7,8 +7,8 @@ from PIL import Image
 from teachkit.augment import CenterCrop, PilRandomFlip, PilTiltRandomCrop, RandomResizedCrop
 from teachkit.batch_augment import BatchAugment, BatchFlip, BatchWarp, BatchZoom
 from teachkit.data import ImageList
-from teachkit.sampler import AugmentSampler, Param, montage, sample_image, transform_params
-from teachkit.show import image_grid, to_hwc
+from teachkit.sampler import AugmentSampler, Param, sample_image, transform_params
+from teachkit.show import image_grid, montage, to_hwc
 from teachkit.transforms import to_byte_tensor, to_float_tensor
 
 

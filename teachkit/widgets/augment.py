@@ -74,8 +74,7 @@ class AugmentPanel(QuietMixin, widgets.VBox):
         self.sampler, self._built_for = sampler, None
         self.image_picker = _image_picker(sampler.names)
         self.mode_toggle = widgets.ToggleButtons(options=[("PIL, per image", "pil"), ("tensor, batched", "batched")],
-                                                 value=sampler.mode, tooltips=["PIL transforms, one image at a time",
-                                                                               "tensor transforms, a whole batch at once"])
+                                                 value=sampler.mode)
         self.transform_picker = widgets.Dropdown(description="transform", style=_STYLE)
         self.controls: dict[str, widgets.ValueWidget] = {}
         self.param_box = widgets.VBox()
