@@ -154,17 +154,16 @@ class MonitorPlot:
         for ax in fig.axes:
             ax.locator_params(nbins=4)  # fewer tick labels: text is most of the cost of a picture
         for ax, title, xlabel in [(self.loss, "loss", "batch"), (self.lr, "learning rate", "batch"),
-                                  (self.mom, "momentum", "batch"), (self.mean, "activation mean", "recorded batch"),
-                                  (self.std, "activation std", "recorded batch"),
-                                  (self.zero, "share of activations near 0", "recorded batch")]:
+                                  (self.mom, "momentum", "batch"), (self.mean, "activation mean", "batch"),
+                                  (self.std, "activation std", "batch"), (self.zero, "share of activations near 0", "batch")]:
             ax.set(title=title, xlabel=xlabel)
         self.zero.set_ylim(0, 1)
         for ax, i in zip(hist_axes, hist_layers):
-            ax.set(title=f"{names[i]}: histogram", xlabel="recorded batch", ylabel="activation")
+            ax.set(title=f"{names[i]}: histogram", xlabel="batch", ylabel="activation")
         if names:
             fig.legend(handles=self.means, loc="upper center", ncols=min(len(names), 6), fontsize=9, frameon=False)
         else:
-            self.mean.text(0.5, 0.5, "no layer hooked", ha="center", transform=self.mean.transAxes)
+            self.mean.text(0.5, 0.5, "each layer shows\nwhen fit starts", ha="center", transform=self.mean.transAxes)
 
     def update(self, m: TrainingMonitor) -> bytes:
         """PNG of the monitor's records now."""
@@ -173,8 +172,9 @@ class MonitorPlot:
         self.valid_line.set_data(*(np.array(m.valid_losses).T if m.valid_losses else ([], [])))
         self.lr_line.set_data(np.arange(len(m.lrs)), m.lrs)
         self.mom_line.set_data(np.arange(len(m.moms)), m.moms)
+        every = m.act.every  # ActivationStats records training batches 0, every, 2 * every...
         for s, mean, std, zero in zip(stats, self.means, self.stds, self.zeros):
-            x = np.arange(len(s.means))
+            x = np.arange(len(s.means)) * every
             mean.set_data(x, s.means)
             std.set_data(x, s.stds)
             zero.set_data(x, get_min(s).numpy() if s.hists else [])
@@ -183,7 +183,7 @@ class MonitorPlot:
                 lo, hi = stats[i].hist_range
                 hist = get_hist(stats[i]).numpy()
                 image.set_data(hist)
-                image.set_extent((0, hist.shape[1], lo, hi))
+                image.set_extent((0, hist.shape[1] * every, lo, hi))
                 image.autoscale()
         for ax in (self.loss, self.lr, self.mom, self.mean, self.std, self.zero):
             ax.relim()
