@@ -9,9 +9,9 @@ What LSUV tunes: a conv or linear layer's `weight` (scaled) and `bias` (shifted;
 measured at its output. A block states the same (see `models.ConvLayer`: `weight` is its conv's, `bias` is
 `-relu.sub`, and `lsuv_output = "relu"` names the part whose output LSUV measures).
 
-While one layer is tuned, everything before it is fixed: its input is computed once (a forward pre-hook stops the
-pass there) and each iteration runs only that layer (`LayerRun`). `lsuv_init` goes further on one batch: it tunes
-each layer inside a single forward pass (`teachkit.lsuv_fast`), tested equal to the readable path.
+Here a measurement is a forward pass of the model, cut short at the layer. `lsuv_init` takes a fast path on one
+batch (`teachkit.lsuv_fast`): while one layer is tuned everything before it is fixed, so it tunes each layer when a
+single forward pass reaches it, re-running only that layer; tested equal to this readable path.
 """
 from __future__ import annotations
 
@@ -28,8 +28,8 @@ from .hooks import activation_stats, find_modules, is_lin_layer
 from .progress import progress_bar
 from .utils import keep_modes, listify, to_model_device
 
-__all__ = ["LSUVWarning", "LSUVStep", "LSUVReport", "lsuv_modules", "lsuv_update", "lsuv_module", "lsuv_init",
-           "lsuv_step", "LayerRun", "lsuv_mode"]
+__all__ = ["LSUVWarning", "LSUVStep", "LSUVReport", "lsuv_modules", "lsuv_update", "lsuv_module", "lsuv_loop",
+           "lsuv_init", "lsuv_step", "measure", "lsuv_point", "point_stats", "lsuv_mode"]
 
 Batches = torch.Tensor | Sequence[torch.Tensor]
 
@@ -100,16 +100,23 @@ def lsuv_module(model: nn.Module, m: nn.Module, xb: Batches, tol: float = 1e-3, 
     """LSUV on one layer: measure, update, repeat until std 1 and mean 0 (at most `max_iter` updates); `xb`: 1+ batches."""
     _check_args(tol, max_iter)
     with lsuv_mode(model):
-        return _tune(LayerRun(model, m, xb), tol, max_iter)
+        return lsuv_loop(m, _name(model, m), lambda: measure(model, m, xb), tol, max_iter)
 
 
-def _tune(run: LayerRun, tol: float, max_iter: int, layer: int = 0) -> LSUVStep:
-    """The LSUV loop on the layer `run` measures."""
+def lsuv_loop(m: nn.Module, name: str, measure: Callable[[], tuple[float, float]], tol: float, max_iter: int,
+              layer: int = 0) -> LSUVStep:
+    """The loop on the slide: `measure()` the layer's (mean, std), update it, until converged or out of updates."""
     for it in range(max_iter + 1):
-        mean, std = run.measure()
-        action = lsuv_update(run.module, mean, std, tol, update=it < max_iter)
+        mean, std = measure()
+        action = lsuv_update(m, mean, std, tol, update=it < max_iter)
         if action in ("converged", "stopped"):
-            return _result(LSUVStep(layer, run.name, it, mean, std, action, _shift(run.module)), max_iter, tol)
+            return _result(LSUVStep(layer, name, it, mean, std, action, _shift(m)), max_iter, tol)
+
+
+def measure(model: nn.Module, m: nn.Module, xb: Batches) -> tuple[float, float]:
+    """Mean and std of `m`'s output, from a forward pass of the model cut short there; several batches: averaged."""
+    name, point = _name(model, m), lsuv_point(m)
+    return average([point_stats(name, point, lambda: model(to_model_device(model, b))) for b in _batches(xb)])
 
 
 def lsuv_init(model: nn.Module, xb: Batches, modules: Sequence[nn.Module] | None = None, tol: float = 1e-3,
@@ -123,7 +130,8 @@ def lsuv_init(model: nn.Module, xb: Batches, modules: Sequence[nn.Module] | None
             from .lsuv_fast import lsuv_in_one_pass  # imported here: lsuv_fast builds on this module
             lsuv_in_one_pass(model, mods, batches[0], tol, max_iter, report, done)
         for i in range(len(report), len(mods)):
-            report.append(_tune(LayerRun(model, mods[i], batches), tol, max_iter, layer=i))
+            m = mods[i]
+            report.append(lsuv_loop(m, _name(model, m), lambda: measure(model, m, batches), tol, max_iter, layer=i))
             done(i + 1)
     return report
 
@@ -133,7 +141,7 @@ def lsuv_step(model: nn.Module, m: nn.Module, xb: Batches, tol: float = 1e-3,
     """One LSUV iteration on `m`: its (mean, std) and what `lsuv_update` did about them."""
     _check_args(tol, 0)
     with lsuv_mode(model):
-        mean, std = LayerRun(model, m, xb).measure()
+        mean, std = measure(model, m, xb)
         return mean, std, lsuv_update(m, mean, std, tol, update)
 
 
@@ -239,106 +247,43 @@ def average(stats: Sequence[Sequence[float]]) -> tuple[float, ...]:
     return tuple(stats[0]) if len(stats) == 1 else tuple(sum(s) / len(stats) for s in zip(*stats))
 
 
-# ---------------------------------------------------------------- the cache: run only the layer being tuned
+# ---------------------------------------------------------------- reading a layer's output
 
 class _StopForward(Exception):
     """Raised by a hook once it has what LSUV needs: the layers after it needn't run."""
 
 
-def _stop(*_: Any) -> None:
-    raise _StopForward
+def lsuv_point(m: nn.Module) -> nn.Module:
+    """Where LSUV reads a layer's statistics: the part a block names in `lsuv_output`, else the layer itself."""
+    return m.get_submodule(getattr(m, "lsuv_output", ""))
 
 
-def _run(f: Callable[[], Any]) -> None:
-    """Call `f`, a forward pass that a hook may cut short."""
+def point_stats(name: str, point: nn.Module, run: Callable[[], Any], check: bool = True,
+                stop: bool = True) -> tuple[float, float]:
+    """Mean and std of `point`'s first output while `run()` runs (cut short there if `stop`); refused if unusable."""
+    outs = []
+
+    def keep(mod: nn.Module, inp: Any, out: torch.Tensor) -> None:
+        outs.append(out)
+        if stop:
+            raise _StopForward
+    handle = point.register_forward_hook(keep)
     try:
-        f()
+        run()
     except _StopForward:
         pass
-
-
-class LayerRun:
-    """Measures layer `m` of `model` on the batches, running only `m`: its input was computed once, by a forward
-    pass stopped just before it. Full forward passes instead when that cache could be wrong: when `m` shares
-    parameters with another module (its input may then depend on itself) or its measuring point runs before it.
-    `whole=True` runs all of `m` (not only up to its measuring point) and keeps its output as `last`."""
-
-    def __init__(self, model: nn.Module, m: nn.Module, xb: Batches, inputs: list | None = None, whole: bool = False):
-        self.model, self.module, self.name, self.batches = model, m, _name(model, m), _batches(xb)
-        self.point = m.get_submodule(getattr(m, "lsuv_output", ""))  # where LSUV reads the statistics
-        self.inputs = inputs if inputs is not None else self._cache_inputs()
-        self.whole, self.last, self.copies, self.checked = whole, None, None, False
-
-    def _cache_inputs(self) -> list | None:
-        """`m`'s (args, kwargs) on each batch, from forward passes stopped there; None if they can't be trusted."""
-        if _shares_parameters(self.model, self.module):
-            return None
-        inputs = []
-        for xb in self.batches:
-            def keep(mod: nn.Module, args: tuple, kwargs: dict) -> None:
-                inputs.append((args, kwargs))
-                raise _StopForward
-            with _hooks((self.module, keep, "pre"), (self.point, _stop, "post")):  # the point first: no cache
-                _run(lambda: self.model(to_model_device(self.model, xb)))
-        return inputs if len(inputs) == len(self.batches) else None
-
-    def output(self, i: int) -> torch.Tensor:
-        """The measuring point's output on batch `i`: `m` run on its cached input (or, failing that, the model)."""
-        out = []
-        def keep(mod: nn.Module, args: tuple, o: torch.Tensor) -> None:
-            out.append(o)
-            if not self.whole:
-                raise _StopForward
-        with _hooks((self.point, keep, "post")):
-            if self.inputs is None:
-                _run(lambda: self.model(to_model_device(self.model, self.batches[i])))
-            else:
-                _run(lambda: self._run_layer(*self.inputs[i]))
-        if not out:
-            raise ValueError(f"{self.name} did not run in model(xb), so LSUV can't measure it.")
-        return out[0]
-
-    def _run_layer(self, args: tuple, kwargs: dict) -> None:
-        """`m` on a cached input; on copies if `m` changes its input in place (ReLU(inplace=True)), as the first
-        run, on copies, tells."""
-        if self.copies is not False:
-            args = [a.clone() if isinstance(a, torch.Tensor) else a for a in args]
-            versions = [a._version for a in args if isinstance(a, torch.Tensor)]
-        try:
-            self.last = self.module(*args, **kwargs)
-        finally:
-            if self.copies is None:
-                self.copies = versions != [a._version for a in args if isinstance(a, torch.Tensor)]
-
-    def measure(self) -> tuple[float, float]:
-        """Mean and std of `m`'s output, averaged over the batches; the first time, checks the output is usable."""
-        stats = []
-        for i in range(len(self.batches)):
-            out = self.output(i)
-            mean, std = activation_stats(out, bins=0).tolist()
-            problem = stats_problem(self.name, None if self.checked else out, mean, std)
-            if problem:
-                raise ValueError(problem)
-            stats.append((mean, std))
-        self.checked = True  # the input makes an output constant, and the input does not change
-        return average(stats)
-
-
-@contextmanager
-def _hooks(*specs: tuple[nn.Module, Callable, str]) -> Iterator[None]:
-    """Forward hooks ("post") and pre-hooks with kwargs ("pre") on modules, removed on exit whatever happens."""
-    handles = []
-    try:
-        for m, f, kind in specs:
-            handles.append(m.register_forward_pre_hook(f, with_kwargs=True) if kind == "pre"
-                           else m.register_forward_hook(f))
-        yield
     finally:
-        for h in handles:
-            h.remove()
+        handle.remove()
+    if not outs:
+        raise ValueError(f"{name} did not run in model(xb), so LSUV can't measure it.")
+    mean, std = activation_stats(outs[0], bins=0).tolist()
+    problem = stats_problem(name, outs[0] if check else None, mean, std)
+    if problem:
+        raise ValueError(problem)
+    return mean, std
 
 
-def _shares_parameters(model: nn.Module, m: nn.Module) -> bool:
+def shares_parameters(model: nn.Module, m: nn.Module) -> bool:
     """Does a module outside `m` hold one of `m`'s parameters or buffers (tied weights)?"""
     inside = {id(t) for t in [*m.parameters(), *m.buffers()]}
     mine = {id(o) for o in m.modules()}

@@ -1,6 +1,11 @@
-"""LSUV's fast path: every layer tuned inside one forward pass, so `lsuv_init` costs about one pass plus the
-layers' own runs (issue 15: at most 5 passes on the lesson CNN). It gives exactly the weights of the readable path
-in `teachkit.init` (tests/test_lsuv_fast.py), which takes over wherever this path can't be trusted.
+"""LSUV's fast path: every layer tuned inside one forward pass, for about one pass plus the layers' own runs
+(issue 15: at most 5 forward passes on the lesson CNN, against 28 for a forward pass per measurement).
+
+While one layer is tuned, everything before it is fixed, so the input the pass brings it is the input every
+measurement of `teachkit.init.measure` would compute again. Each layer's `forward` is replaced for the pass: on
+its turn it runs the LSUV loop on that input, re-running only itself, and hands the pass the output of its last
+measurement. Tested equal to the readable path (tests/test_lsuv_fast.py), which takes over where this one can't
+be trusted.
 """
 from __future__ import annotations
 
@@ -12,34 +17,34 @@ from typing import Any
 import torch
 from torch import nn
 
-from .init import LayerRun, LSUVReport, _StopForward, _run, _shares_parameters, _tune
+from .init import LSUVReport, _name, _StopForward, lsuv_loop, lsuv_point, point_stats, shares_parameters
 from .utils import to_model_device
 
 __all__ = ["lsuv_in_one_pass"]
 
 
 def lsuv_in_one_pass(model: nn.Module, mods: list[nn.Module], xb: torch.Tensor, tol: float, max_iter: int,
-                      report: LSUVReport, done: Callable[[int], None]) -> None:
-    """Tune each layer when one forward pass reaches it, on the input the pass brings, and hand the pass the
-    tuned layer's output from the last measurement: `lsuv_module`'s weights for about one forward pass plus the
-    layers' own runs.
+                     report: LSUVReport, done: Callable[[int], None]) -> None:
+    """Tune `mods` in order as one forward pass of `xb` reaches them, appending their results to `report`.
 
-    Stops (the readable path does the rest) at a layer reached before the one to tune next, or one whose cache
-    `LayerRun` would not trust. A tuned layer called again just runs: the readable path measures its first call.
+    Stops (the readable path does the rest) at a layer reached before the one to tune next, one sharing parameters
+    with another module (its input may depend on itself) or one whose measuring point also runs elsewhere. A tuned
+    layer called again just runs: the readable path measures only its first call.
     """
     busy = []  # the layer being tuned: its own runs go through its forward too
 
     def tune_then_forward(i: int, m: nn.Module, *args: Any, **kwargs: Any) -> Any:
         if busy or i < len(report):
             return type(m).forward(m, *args, **kwargs)
-        run = LayerRun(model, m, xb, inputs=[(args, kwargs)], whole=True)
-        if i > len(report) or _shares_parameters(model, m) or not _runs_only_inside(model, m, run.point):
+        point = lsuv_point(m)
+        if i > len(report) or shares_parameters(model, m) or not _runs_only_inside(model, m, point):
             raise _StopForward
         busy.append(i)
-        report.append(_tune(run, tol, max_iter, layer=i))
+        name, out = _name(model, m), []
+        report.append(lsuv_loop(m, name, partial(_measure_alone, name, m, point, args, kwargs, out), tol, max_iter, i))
         busy.clear()
         done(i + 1)
-        return run.last  # the last measurement ran the whole layer with its final weights on this very input
+        return out[-1]  # the last measurement ran the whole layer, with its final weights, on this very input
 
     if any("forward" in vars(m) for m in mods):  # someone else replaced a forward: leave it be
         return
@@ -47,7 +52,20 @@ def lsuv_in_one_pass(model: nn.Module, mods: list[nn.Module], xb: torch.Tensor, 
         for i, m in enumerate(mods):
             m.forward = partial(tune_then_forward, i, m)
             stack.callback(delattr, m, "forward")
-        _run(lambda: model(to_model_device(model, xb)))
+        try:
+            model(to_model_device(model, xb))
+        except _StopForward:
+            pass
+
+
+def _measure_alone(name: str, m: nn.Module, point: nn.Module, args: tuple, kwargs: dict,
+                   out: list) -> tuple[float, float]:
+    """`m` alone on its input (copies: `m` may change its input in place), measured at `point`; its output to `out`.
+
+    The first measurement checks the output is usable; the input, fixed here, is what would make it constant."""
+    def run() -> None:
+        out.append(m(*[a.clone() if isinstance(a, torch.Tensor) else a for a in args], **kwargs))
+    return point_stats(name, point, run, check=not out, stop=False)
 
 
 def _runs_only_inside(model: nn.Module, m: nn.Module, point: nn.Module) -> bool:

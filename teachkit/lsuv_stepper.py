@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, ExitStack
 from typing import Any
 
@@ -18,8 +18,8 @@ import torch
 from torch import nn
 
 from .hooks import LayerStats, activation_stats
-from .init import (Batches, LSUVReport, LSUVStep, _batches, _check_args, _hooks, _modules, _name, _result,
-                   _shares_parameters, _shift, average, lsuv_mode, lsuv_update, stats_problem)
+from .init import (Batches, LSUVReport, LSUVStep, _batches, _check_args, _modules, _name, _result, _shift, average,
+                   lsuv_mode, lsuv_point, lsuv_update, shares_parameters, stats_problem)
 from .utils import to_model_device
 
 __all__ = ["LSUVStepper"]
@@ -39,8 +39,8 @@ class LSUVStepper:
         self.bins, self.hist_range = bins, hist_range
         self.modules = _modules(model, modules)
         self.names = [_name(model, m) for m in self.modules]
-        self.points = [m.get_submodule(getattr(m, "lsuv_output", "")) for m in self.modules]
-        self.can_freeze = not any(_shares_parameters(model, m) for m in self.modules)
+        self.points = [lsuv_point(m) for m in self.modules]
+        self.can_freeze = not any(shares_parameters(model, m) for m in self.modules)
         self._start = copy.deepcopy(model.state_dict())
         self.reset()
 
@@ -171,3 +171,17 @@ class LSUVStepper:
 def _row(mean: float, std: float, hist: torch.Tensor) -> torch.Tensor:
     """One `LayerStats.append` row, in float64 so the averaged mean and std are kept exactly."""
     return torch.cat([torch.tensor([mean, std], dtype=torch.float64), hist.double()])
+
+
+@contextmanager
+def _hooks(*specs: tuple[nn.Module, Callable, str]) -> Iterator[None]:
+    """Forward hooks ("post") and pre-hooks with kwargs ("pre") on modules, removed on exit whatever happens."""
+    handles = []
+    try:
+        for m, f, kind in specs:
+            handles.append(m.register_forward_pre_hook(f, with_kwargs=True) if kind == "pre"
+                           else m.register_forward_hook(f))
+        yield
+    finally:
+        for h in handles:
+            h.remove()

@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from teachkit import init as lsuv, lsuv_fast
-from teachkit.init import LayerRun, lsuv_init, lsuv_module, lsuv_modules
+from teachkit import lsuv_fast
+from teachkit.init import lsuv_init, lsuv_module, lsuv_modules
 from teachkit.lsuv_stepper import LSUVStepper
 from teachkit.models import ConvLayer, GeneralRelu, get_cnn_model, init_cnn
 from teachkit.xresnet import xresnet18
@@ -169,24 +169,33 @@ def test_readable_path_and_stepper_give_the_reference_weights(name, monkeypatch)
     assert same_weights(stepper.model, ref)
 
 
-def test_the_one_pass_tunes_every_layer_of_the_lesson_cnn(monkeypatch):
-    model, xb = lesson_cnn(), batch(16, 3, 32, 32)
+def forward_passes(model: nn.Module, f) -> int:
+    """How many times `f()` runs `model` from the top."""
     calls = []
-    counting = lambda *a, **k: calls.append(k.get("inputs") is not None) or LayerRun(*a, **k)  # noqa: E731
-    monkeypatch.setattr(lsuv, "LayerRun", counting)  # the readable path's
-    monkeypatch.setattr(lsuv_fast, "LayerRun", counting)  # the one pass's
-    lsuv_init(model, xb, progress=False)
-    assert calls == [True] * len(lsuv_modules(model))  # no layer needed the readable path's extra forward passes
+    handle = model.register_forward_pre_hook(lambda *a: calls.append(1))
+    try:
+        f()
+    finally:
+        handle.remove()
+    return len(calls)
 
 
-def test_cached_input_or_full_forwards():
-    model = residual_net()
-    xb = batch(16, 3, 16, 16)
-    run = LayerRun(model, model[4].conv2, xb)
-    assert run.inputs is not None and run.inputs[0][0][0].shape == (16, 8, 16, 16)
-    tied = Tied()
-    assert LayerRun(tied, tied.layer, batch(32, 6)).inputs is None  # shares its weight with `pre`: full passes
-    assert LayerRun(tied, tied.head, batch(32, 6)).inputs is not None
+def test_one_forward_pass_tunes_every_layer_of_the_lesson_cnn():
+    model, xb = lesson_cnn(), batch(16, 3, 32, 32)
+    n = len(lsuv_modules(model))
+    report = []
+    assert forward_passes(model, lambda: report.extend(lsuv_init(model, xb, progress=False))) == 1
+    fresh = lesson_cnn()
+    passes = forward_passes(fresh, lambda: [lsuv_module(fresh, m, xb) for m in lsuv_modules(fresh)])
+    assert passes == sum(r.iterations + 1 for r in report) > 2 * n  # the readable path: a pass per measurement
+
+
+@pytest.mark.parametrize("name, fast", [("residual", True), ("called twice", True), ("tied weights", False)])
+def test_which_models_take_the_one_pass(name, fast):
+    make, shape = MODELS[name]
+    model = make()
+    passes = forward_passes(model, lambda: lsuv_init(model, batch(*shape), progress=False))
+    assert (passes == 1) == fast  # tied weights: the layer's input depends on itself, so full passes from there
 
 
 class InPlaceBlock(nn.Module):
@@ -203,16 +212,14 @@ class InPlaceBlock(nn.Module):
     bias = property(lambda self: self.lin.bias)
 
 
-def test_a_layer_that_changes_its_input_in_place_gets_copies():
+def test_a_layer_that_changes_its_input_in_place():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(6, 8), InPlaceBlock(), nn.Linear(8, 2))
     xb = batch(32, 6)
     ref = copy.deepcopy(model)
     reference_lsuv_init(ref, xb, modules=[ref[0], ref[1], ref[2]])
-    run = LayerRun(model, model[1], xb)
-    run.measure()
-    assert run.copies is True
-    lsuv_init(model, xb, modules=[model[0], model[1], model[2]], progress=False)
+    assert forward_passes(model, lambda: lsuv_init(model, xb, modules=[model[0], model[1], model[2]],
+                                                   progress=False)) == 1
     assert same_weights(model, ref)
 
 
