@@ -106,9 +106,9 @@ def image_grid(ims: Sequence[Image.Image | torch.Tensor], ncols: int, cell: int 
 
 def montage(original: Image.Image | torch.Tensor, samples: Sequence[Image.Image | torch.Tensor], cell: int = 128,
             pad: int = 6) -> tuple[torch.Tensor, int]:
-    """The original, large, on the left of its samples (two rows from 4 samples on): a CHW canvas with no gaps to
-    fill; and the width of the original's column."""
-    rows = 1 if len(samples) <= 3 else 2
+    """The original, large, on the left of its samples (one row up to 3, then about twice as many columns as rows):
+    a CHW canvas with no gaps to fill; and the width of the original's column."""
+    rows = 1 if len(samples) <= 3 else max(2, round(math.sqrt(len(samples) / 2)))
     big = rows * cell + (rows - 1) * pad  # as tall as the rows of samples beside it
     left = image_grid([original], 1, big, pad)
     return torch.cat([left, image_grid(samples, math.ceil(len(samples) / rows), cell, pad)], dim=2), left.shape[2]
