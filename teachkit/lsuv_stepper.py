@@ -64,6 +64,8 @@ class LSUVStepper:
         """One LSUV iteration on the current layer; None once every layer is done."""
         if self.done:
             return None
+        if not self.stats[0].means:  # a reset cut short (Ctrl-C) before its snapshot: take it now
+            self.snapshot()
         i, m = self.current, self.modules[self.current]
         mean, std = self.stats[i].means[-1], self.stats[i].stds[-1]
         problem = self._problems[i] or stats_problem(self.names[i], None, mean, std)

@@ -4,7 +4,6 @@
 model, cut short after the measured layer), kept here as the yardstick, not in the package.
 """
 import copy
-import math
 
 import pytest
 import torch

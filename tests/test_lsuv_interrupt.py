@@ -131,3 +131,22 @@ def test_panel_is_usable_after_an_interrupted_click():
     assert hooks(model) == 0 and leftovers(model) == []
     panel.step_button.click()
     assert len(panel.stepper.history) == 2 and panel.image.value != image
+
+
+def test_panel_and_stepper_are_usable_after_an_interrupted_reset():
+    model, xb = cnn(bn=False), batch()
+    panel = lsuv_panel(model, xb)
+    panel.next_button.click()
+    start = lsuv_panel(cnn(bn=False), xb)  # what a finished Reset shows
+    trap = Interrupt(model[-1], 1)
+    panel.reset_button.click()  # Kernel -> Interrupt while Reset takes its first snapshot
+    trap.remove()
+    s = panel.stepper
+    assert "Interrupted" in panel.status.value and s.history == [] and s.current == 0
+    assert panel.image.value == start.image.value and panel.table.value == start.table.value
+    assert hooks(model) == 0 and leftovers(model) == []
+    trap = Interrupt(model[-1], 1)
+    with pytest.raises(KeyboardInterrupt):
+        s.reset()  # the same, on the stepper alone
+    trap.remove()
+    assert s.step().action == "scale" and all(len(st.means) == 2 for st in s.stats)

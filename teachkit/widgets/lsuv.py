@@ -6,7 +6,6 @@ buttons call its methods, then the table and the plots are redrawn from its `his
 from __future__ import annotations
 
 import html
-import math
 import warnings
 from collections.abc import Callable, Sequence
 
@@ -173,6 +172,8 @@ class LSUVPanel(widgets.VBox):
                 note = str(e)
             except KeyboardInterrupt:  # Kernel -> Interrupt: the stepper undid the unfinished step
                 note = "Interrupted: the unfinished step was undone; the model is as shown."
+        if not self.stepper.stats[0].means:  # a Reset cut short before its first snapshot: finish it
+            self.stepper.snapshot()
         self.refresh(html.escape(note))
 
     def refresh(self, note: str = "") -> None:
