@@ -127,7 +127,7 @@ class LSUVStepper:
         def at_point(i: int, out: torch.Tensor) -> None:
             if rows[i] is None:
                 rows[i] = activation_stats(out, self.bins, self.hist_range, sample=HIST_SAMPLE).cpu()
-                if i == cur + 1 or not self.history:  # checked once, as `LayerRun` does: before it is current
+                if i == cur + 1 or (i == cur and not self.history):  # checked once, before the layer is current
                     problems[i] = stats_problem(self.names[i], out, *rows[i][:2].tolist())
 
         def after(i: int, out: Any) -> None:
