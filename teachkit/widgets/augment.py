@@ -23,9 +23,7 @@ __all__ = ["AugmentPanel", "augment_panel", "param_control"]
 _STYLE = {"description_width": "72px"}  # one label width: the sliders line up
 _MAX_DROPDOWN = 500  # more images than this get an index slider: a huge dropdown is slow to send and to use
 # Range readouts ("0.35 - 1.00") are wider than ipywidgets' default readout box, which then spills over the slider.
-# The mode row's label is a plain Label, styled like the controls' own description labels.
-_CSS = ("<style>.tk-augment-panel .widget-readout { max-width: 7.5em; min-width: 7.5em; }"
-        ".tk-augment-panel .tk-mode-label { text-align: right; margin-right: 8px; }</style>")
+_CSS = "<style>.tk-augment-panel .widget-readout { max-width: 7.5em; min-width: 7.5em; }</style>"
 
 
 def param_control(p: Param, value: Any) -> widgets.ValueWidget:
@@ -87,8 +85,8 @@ class AugmentPanel(QuietMixin, widgets.VBox):
         self.status = widgets.HTML()
         self.image = widgets.Image(format="png", layout=widgets.Layout(max_width="100%", height="auto",
                                                                        align_self="flex-start"))
-        mode_label = widgets.Label("mode", layout=widgets.Layout(width=_STYLE["description_width"]))
-        mode_label.add_class("tk-mode-label")
+        mode_label = widgets.HTML("<div style='text-align:right; padding-right:4px'>mode</div>",  # like the
+                                  layout=widgets.Layout(width=_STYLE["description_width"]))  # controls' own labels
         mode_row = widgets.HBox([mode_label, self.mode_toggle])  # beside its buttons: ToggleButtons puts it above
         self._wire()
         super().__init__([widgets.HTML(_CSS), widgets.HBox([self.image_picker, self.transform_picker]), mode_row,
