@@ -153,6 +153,7 @@ class MonitorPlot:
                        for ax in hist_axes]
         for ax in fig.axes:
             ax.locator_params(nbins=4)  # fewer tick labels: text is most of the cost of a picture
+        self.loss.set_yscale("log")  # a loss falls by orders of magnitude; on a linear axis its end looks flat
         for ax, title, xlabel in [(self.loss, "loss", "batch"), (self.lr, "learning rate", "batch"),
                                   (self.mom, "momentum", "batch"), (self.mean, "activation mean", "batch"),
                                   (self.std, "activation std", "batch"), (self.zero, "share of activations near 0", "batch")]:

@@ -221,10 +221,7 @@ class OptimizerPlayground:
             self._plots[surface] = PlaygroundPlot(surface)
         return self._plots[surface]
 
-    @property
-    def plot(self) -> PlaygroundPlot:
-        """The picture of the current surface."""
-        return self.plot_for(self.surface)
+    plot = property(lambda self: self.plot_for(self.surface), doc="The picture of the current surface.")
 
     def prepare(self, surfaces: Sequence[Surface | str]) -> None:
         """Draw the backgrounds of `surfaces` now (for the current optimizers and steps), so that switching to one
@@ -248,8 +245,7 @@ class PlaygroundPlot:
     """
 
     def __init__(self, surface: Surface, width: float = 10.0, height: float = 4.2, dpi: int = 90):
-        left = width * 1.15 / 2.15
-        self.surface = surface
+        self.surface, left = surface, width * 1.15 / 2.15  # the contours get 1.15 parts of the width, the losses 1
         self.contour = Blit(fixed_figure(left, height, dpi, left=0.12, right=0.97, bottom=0.13, top=0.8))
         self.loss = Blit(fixed_figure(width - left, height, dpi, left=0.18, right=0.97, bottom=0.13, top=0.8))
         self.ax, self.loss_ax = self.contour.fig.subplots(), self.loss.fig.subplots()

@@ -41,8 +41,8 @@ class TrainingPanel(widgets.VBox):
         if not m.train_losses:
             self.status.value = "Pass <code>panel.monitor</code> to <code>learn.fit(..., cbs=...)</code> to watch it train."
             return
-        valid = f", valid loss {m.valid_losses[-1][1]:.4f}" if m.valid_losses else ""
-        self.status.value = (f"{len(m.train_losses)} training batches, train loss {m.train_losses[-1]:.4f}{valid}; "
+        valid = f", valid loss {m.valid_losses[-1][1]:.4g}" if m.valid_losses else ""
+        self.status.value = (f"{len(m.train_losses)} training batches, train loss {m.train_losses[-1]:.4g}{valid}; "
                              f"lr {m.lrs[-1]:.3g}; picture {m.draws} (drawn in {m.draw_time * 1e3:.0f} ms)")
 
 

@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium "
                                  "(`make test` installs it with apt when it can)")]
 
-FIT_CELL = "learn.fit(3, cbs=panel.monitor)"  # run by its test, not with the others: the page must watch it run
+FIT = "learn.fit(20, cbs=panel.monitor)"  # run by its test, once the page is up: the page must watch it run
 CELLS = [
     "import torch\nfrom teachkit.models import get_cnn_model, init_cnn\n"
     "from teachkit.widgets import augment_panel, lsuv_panel, optimizer_panel, training_panel\n"
@@ -36,7 +36,6 @@ CELLS = [
     "learn = Learner(init_cnn(get_cnn_model(3, 4, [16, 32], leak=0.1, sub=0.4, maxv=6.0)),\n"
     "                toy_databunch('images', n_train=1024, n_valid=128, bs=32, size=16), lr=3e-3, opt_func=adam_opt)\n"
     "panel = training_panel(every=0.5, max_share=0.5)\npanel",
-    FIT_CELL,
 ]
 
 
@@ -61,9 +60,7 @@ def page(tmp_path_factory):
             page.set_default_timeout(TIMEOUT_MS)
             page.goto(lab.notebook_url("panels.ipynb"))
             page.wait_for_function("window.jupyterapp?.shell.currentWidget?.sessionContext?.session?.kernel?.status === 'idle'")
-            notebook = "window.jupyterapp.shell.currentWidget.content"
-            page.evaluate(f"{notebook}.activeCellIndex = {len(CELLS) - 1}")  # every cell above the fit
-            page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-above')")
+            page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
             for panel in ("lsuv", "optimizer", "augment", "training"):
                 page.locator(f".tk-{panel}-panel img").wait_for()
             page.screenshot(path=str(SHOTS / "notebook.png"))
@@ -121,9 +118,9 @@ def test_augment_resample_shows_new_images(page):
 def test_training_panel_picture_changes_while_fit_runs(page):
     shoot(page, "training", "training-before")
     first = img_src(page, "training")
-    page.evaluate(f"window.jupyterapp.shell.currentWidget.content.activeCellIndex = {len(CELLS) - 1}")
-    page.evaluate("window._tkSeen = new Set(); window.jupyterapp.commands.execute('notebook:run-cell')")
     kernel = "window.jupyterapp.shell.currentWidget.sessionContext.session.kernel"
+    page.wait_for_function(f"{kernel}.status === 'idle'")  # the other tests' clicks are done
+    page.evaluate(f"window._tkSeen = new Set(); {kernel}.requestExecute({{code: {FIT!r}}})")  # as a cell would
     # three different pictures seen while the kernel is busy with fit: the panel is live, not drawn at the end
     page.wait_for_function(f"""([first]) => {{
         const src = document.querySelector('.tk-training-panel img').src;
