@@ -24,7 +24,8 @@ from PIL import Image
 from .augment import (GEOMETRIC_RESAMPLING, CenterCrop, PilRandomDihedral, PilRandomFlip, PilTiltRandomCrop,
                       RandomCrop, RandomResizedCrop)
 from .batch_augment import BatchFlip, BatchRotate, BatchTransform, BatchWarp, BatchZoom
-from .data import ItemList, ImageList, open_image
+from .data import ItemList, ImageList
+from .files import open_image
 from .render import canvas_png, fixed_figure
 from .show import montage, sample_grid
 from .transforms import make_rgb
