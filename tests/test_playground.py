@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from teachkit.playground import HYPERS, RACERS, OptimizerPlayground, run_optimizers
+from teachkit.playground import HYPERS, RACERS, OptimizerPlayground, PlaygroundPlot, run_optimizers
 from teachkit.surfaces import SURFACES, Surface, get_surface
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -173,3 +173,24 @@ def test_render_marks_divergence():
 def test_run_optimizers_names_an_unknown_optimizer():
     with pytest.raises(ValueError, match="Unknown optimizer 'adamw'"):
         run_optimizers("ill-conditioned", {"adamw": {"lr": 0.1}}, (1.0, 1.0), 5)
+
+
+def test_a_prepared_or_revisited_surface_shows_the_picture_drawn_from_scratch():
+    """Kept backgrounds are never stale: after other surfaces, step counts and optimizers, the picture is the one a
+    new plot draws for the same settings."""
+    pg = OptimizerPlayground(steps=30)
+    pg.prepare(SURFACES)
+    for changes in [dict(surface="rosenbrock"), dict(steps=40), dict(surface="ill-conditioned"),
+                    dict(optimizers=("adam", "sgd")), dict(surface="rosenbrock", lr=0.05)]:
+        pg.update(**changes)
+        fresh = PlaygroundPlot(pg.surface).render(pg.start, pg.trajectories, pg.steps)
+        assert pg.render() == fresh, changes
+
+
+def test_each_surface_has_its_own_kept_picture():
+    pg = OptimizerPlayground()
+    first = pg.plot
+    pg.update(surface="beale")
+    assert pg.plot is not first and pg.plot.surface is SURFACES["beale"]
+    pg.update(surface="ill-conditioned")
+    assert pg.plot is first
