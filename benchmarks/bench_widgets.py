@@ -119,9 +119,11 @@ def optimizer_panel_rows() -> list[dict]:
 
 # ---------------------------------------------------------------- training panel
 
-def training_overhead_rows(batches: int = 150, rounds: int = 3, size: int = 64) -> list[dict]:
+def training_overhead_rows(batches: int = 200, rounds: int = 3, size: int = 64) -> list[dict]:
     """`fit` with the training panel (losses, lr, momentum, every conv's activation statistics, live pictures) against
-    the same `fit` without it: the lesson CNN on generated `size` px images, CPU, best of `rounds` interleaved runs."""
+    the same `fit` without it: the lesson CNN on generated `size` px images, CPU, best of `rounds` interleaved runs
+    (which goes first alternates, so a drift in the machine's load does not favour one).
+    Times are this process's CPU time (torch on one thread), so other work on a shared machine does not count."""
     from teachkit.learner import Learner
     from teachkit.optim import adam_opt
     from teachkit.toy import toy_databunch
@@ -130,26 +132,26 @@ def training_overhead_rows(batches: int = 150, rounds: int = 3, size: int = 64) 
     bs = 32
 
     def fit(panel: bool, n: int = batches) -> tuple[float, int]:
-        """Seconds for one epoch of `n` batches, and how many pictures the panel drew."""
+        """CPU seconds for one epoch of `n` batches, and how many pictures the panel drew."""
         dls = toy_databunch("images", n_train=n * bs, n_valid=4 * bs, bs=bs, size=size, n_classes=10)
         torch.manual_seed(0)
         model = init_cnn(get_cnn_model(3, 10, [32, 64, 128, 256], leak=0.1, sub=0.4, maxv=6.0))
         learn = Learner(model, dls, lr=1e-3, opt_func=adam_opt)
         monitor = training_panel().monitor if panel else None
-        start = time.perf_counter()
+        start = time.process_time()
         learn.fit(1, cbs=[monitor] if panel else [])
-        return time.perf_counter() - start, monitor.draws if panel else 0
+        return time.process_time() - start, monitor.draws if panel else 0
 
     fit(True, n=10)  # warm-up: first matplotlib draw, allocator
     times, draws = {True: [], False: []}, 0
-    for _ in range(rounds):
-        for panel in (False, True):
+    for r in range(rounds):
+        for panel in (False, True) if r % 2 == 0 else (True, False):
             elapsed, n = fit(panel)
             times[panel].append(elapsed)
             draws = max(draws, n)
     with_panel, without = min(times[True]), min(times[False])
     return [{"figure": f"fit with the training panel (lesson CNN [32,64,128,256], {batches} batches of {bs}x3x{size}x{size}; "
-                       f"{draws} pictures)", "value": round(with_panel, 2), "unit": "s",
+                       f"{draws} pictures)", "value": round(with_panel, 2), "unit": "s (CPU)",
              "baseline": "the same fit without it", "baseline_value": round(without, 2),
              "ratio": round(with_panel / without, 3)}]
 

@@ -139,10 +139,12 @@ class MonitorPlot:
                  dpi: int = 72):
         self.names, self.hist_layers = list(names), list(hist_layers)
         self.fig = fig = fixed_figure(width, height, dpi, left=0.06, right=0.985, bottom=0.08, top=0.86, wspace=0.3,
-                                      hspace=0.5)
+                                      hspace=0.3)
         grid = fig.add_gridspec(2, max(4, len(hist_layers) + 2))
-        self.loss, self.lr, self.mean, self.std = (fig.add_subplot(grid[0, i]) for i in range(4))
-        self.mom, *hist_axes, self.zero = (fig.add_subplot(grid[1, i]) for i in range(len(hist_layers) + 2))
+        self.loss = fig.add_subplot(grid[0, 0])
+        self.lr, self.mean, self.std = (fig.add_subplot(grid[0, i], sharex=self.loss) for i in range(1, 4))
+        self.mom, *hist_axes, self.zero = (fig.add_subplot(grid[1, i], sharex=self.loss)
+                                           for i in range(len(hist_layers) + 2))  # one batch axis: labelled below
         self.train_line = self.loss.plot([], [], lw=1, label="train")[0]
         self.valid_line = self.loss.plot([], [], "o-", label="valid")[0]
         self.loss.legend(fontsize="small", loc="upper right")
@@ -154,11 +156,12 @@ class MonitorPlot:
         for ax in fig.axes:
             ax.locator_params(nbins=4)  # fewer tick labels: text is most of the cost of a picture
         self.loss.set_yscale("log")  # a loss falls by orders of magnitude; on a linear axis its end looks flat
-        for ax, title, xlabel in [(self.loss, "loss", "batch"), (self.lr, "learning rate", "batch"),
-                                  (self.mom, "momentum", "batch"), (self.mean, "activation mean", "batch"),
-                                  (self.std, "activation std", "batch"), (self.zero, "share of activations near 0", "batch")]:
-            ax.set(title=title, xlabel=xlabel)
-        self.zero.set_ylim(0, 1)
+        for ax, title in [(self.loss, "loss"), (self.lr, "learning rate"), (self.mean, "activation mean"),
+                          (self.std, "activation std")]:
+            ax.set_title(title)
+            ax.tick_params(labelbottom=False)
+        self.mom.set(title="momentum", xlabel="batch")
+        self.zero.set(title="share of activations near 0", xlabel="batch", ylim=(0, 1))
         for ax, i in zip(hist_axes, hist_layers):
             ax.set(title=f"{names[i]}: histogram", xlabel="batch", ylabel="activation")
         if names:
