@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader, RandomSampler, Sampler
 from torch.utils.data.distributed import DistributedSampler
 
 from .callbacks import AvgStats, AvgStatsCallback
-from .data import DataBunch
+from .databunch import DataBunch
 from .learner import Callback
 from .utils import default_device
 

@@ -12,7 +12,8 @@ from torch import nn
 
 from .callbacks import (AvgStatsCallback, BatchTransformXCallback, DeviceCallback, ParamScheduler, ProgressCallback,
                         Recorder, TablePrinter, Throughput, accuracy)
-from .data import DataBunch, norm_imagenette
+from .data import norm_imagenette
+from .databunch import DataBunch
 from .datasets import smoke_mode
 from .distributed import (DistributedCallback, distributed_dls, init_on_main, is_main, local_device, main_process_first,
                           world_size)

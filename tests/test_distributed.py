@@ -14,7 +14,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from teachkit.callbacks import AvgStatsCallback, accuracy
-from teachkit.data import DataBunch
+from teachkit.databunch import DataBunch
 from teachkit.distributed import (DistributedCallback, ShardSampler, init_on_main, main_process_first, process_group,
                                   setup, world_size)
 from teachkit.learner import Callback, Learner
