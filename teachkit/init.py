@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any, NamedTuple
 
 import torch
@@ -26,7 +26,7 @@ from torch import nn
 
 from .hooks import activation_stats, find_modules, is_lin_layer
 from .progress import progress_bar
-from .utils import keep_modes, listify, to_model_device
+from .utils import listify, restore_modes, to_model_device, train_modes
 
 __all__ = ["LSUVWarning", "LSUVStep", "LSUVReport", "lsuv_modules", "lsuv_update", "lsuv_module", "lsuv_loop",
            "lsuv_init", "lsuv_step", "measure", "lsuv_point", "point_stats", "lsuv_mode"]
@@ -76,28 +76,9 @@ def lsuv_modules(model: nn.Module) -> list[nn.Module]:
 
 # ---------------------------------------------------------------- the algorithm
 
-def lsuv_update(m: nn.Module, mean: float, std: float, tol: float = 1e-3, update: bool = True) -> str:
-    """One LSUV update from a measurement: divide the weights by the std if it's off, else shift the mean if it's off."""
-    if abs(std - 1) > tol:
-        action = "scale"
-    elif m.bias is not None and abs(mean) > tol:
-        action = "shift"
-    else:
-        return "converged"
-    if not update:
-        return "stopped"
-    with torch.no_grad():
-        if action == "scale":
-            m.weight.div_(std)
-        elif isinstance(m.bias, nn.Parameter):
-            m.bias.sub_(mean)
-        else:  # a block's bias made on the fly (ConvLayer: -relu.sub) moves through its setter
-            m.bias -= mean
-    return action
-
-
 def lsuv_module(model: nn.Module, m: nn.Module, xb: Batches, tol: float = 1e-3, max_iter: int = 10) -> LSUVStep:
-    """LSUV on one layer: measure, update, repeat until std 1 and mean 0 (at most `max_iter` updates); `xb`: 1+ batches."""
+    """LSUV on one layer, as on the slide: measure, divide the weights by the std, shift the mean, repeat (at most
+    `max_iter` updates); `xb`: a batch, or several whose statistics are averaged."""
     _check_args(tol, max_iter)
     with lsuv_mode(model):
         return lsuv_loop(m, _name(model, m), lambda: measure(model, m, xb), tol, max_iter)
@@ -111,6 +92,23 @@ def lsuv_loop(m: nn.Module, name: str, measure: Callable[[], tuple[float, float]
         action = lsuv_update(m, mean, std, tol, update=it < max_iter)
         if action in ("converged", "stopped"):
             return _result(LSUVStep(layer, name, it, mean, std, action, _shift(m)), max_iter, tol)
+
+
+def lsuv_update(m: nn.Module, mean: float, std: float, tol: float = 1e-3, update: bool = True) -> str:
+    """One LSUV update from a measurement: divide the weights by the std if it's off, else shift the mean if it's off."""
+    scale, shift = abs(std - 1) > tol, m.bias is not None and abs(mean) > tol
+    if not (scale or shift):
+        return "converged"
+    if not update:
+        return "stopped"
+    with torch.no_grad():
+        if scale:
+            m.weight.div_(std)
+        elif isinstance(m.bias, nn.Parameter):  # also a block's read-only property that hands out its layer's bias
+            m.bias.sub_(mean)
+        else:  # a block's bias made on the fly (ConvLayer: -relu.sub) moves through its setter
+            m.bias -= mean
+    return "scale" if scale else "shift"
 
 
 def measure(model: nn.Module, m: nn.Module, xb: Batches) -> tuple[float, float]:
@@ -196,19 +194,18 @@ DROPOUT = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout
 def lsuv_mode(model: nn.Module) -> Iterator[None]:
     """No grad; train mode (BatchNorm normalises with the batch, as in training) but dropout off; on exit, even on
     Ctrl-C, every train/eval mode and BatchNorm's running statistics are as they were."""
-    saved = {m: [b.clone() for b in m.buffers(recurse=False)] for m in model.modules()
-             if getattr(m, "track_running_stats", False)}
+    running = [(b, b.clone()) for m in model.modules() if getattr(m, "track_running_stats", False)
+               for b in m.buffers(recurse=False)]
+    modes = train_modes(model)
     try:
-        with keep_modes(model), torch.no_grad():
-            model.train()
-            for m in model.modules():
-                if isinstance(m, DROPOUT):
-                    m.eval()
+        for m in model.modules():  # parents before children, so each module ends in its own mode
+            m.train(not isinstance(m, DROPOUT))
+        with torch.no_grad():
             yield
     finally:
-        for m, bufs in saved.items():
-            for b, s in zip(m.buffers(recurse=False), bufs):
-                b.copy_(s)
+        restore_modes(modes)
+        for b, saved in running:
+            b.copy_(saved)
 
 
 @contextmanager
@@ -261,24 +258,18 @@ def lsuv_point(m: nn.Module) -> nn.Module:
 def point_stats(name: str, point: nn.Module, run: Callable[[], Any], check: bool = True,
                 stop: bool = True) -> tuple[float, float]:
     """Mean and std of `point`'s first output while `run()` runs (cut short there if `stop`); refused if unusable."""
-    outs = []
+    outs: list[torch.Tensor] = []
 
     def keep(mod: nn.Module, inp: Any, out: torch.Tensor) -> None:
         outs.append(out)
         if stop:
             raise _StopForward
-    handle = point.register_forward_hook(keep)
-    try:
+    with point.register_forward_hook(keep), suppress(_StopForward):  # the hook is removed whatever happens
         run()
-    except _StopForward:
-        pass
-    finally:
-        handle.remove()
     if not outs:
         raise ValueError(f"{name} did not run in model(xb), so LSUV can't measure it.")
     mean, std = activation_stats(outs[0], bins=0).tolist()
-    problem = stats_problem(name, outs[0] if check else None, mean, std)
-    if problem:
+    if problem := stats_problem(name, outs[0] if check else None, mean, std):
         raise ValueError(problem)
     return mean, std
 

@@ -46,8 +46,7 @@ def default_device() -> torch.device:
 
 def to_model_device(model: torch.nn.Module, xb: torch.Tensor) -> torch.Tensor:
     """`xb` on the device of the model's parameters (unchanged for a model without any)."""
-    p = next(model.parameters(), None)
-    return xb if p is None else xb.to(p.device)
+    return xb.to(next(model.parameters(), xb).device)
 
 
 def train_modes(model: torch.nn.Module) -> dict[torch.nn.Module, bool]:
