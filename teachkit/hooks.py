@@ -132,7 +132,8 @@ def append_stat(hook: Hook, mod: nn.Module, inp: Any, outp: torch.Tensor, bins: 
 class ActivationStats(Callback):
     """Record every hooked layer's activation statistics on training batches, so a lesson can plot them after `fit`.
 
-    `modules` defaults to every conv and linear layer; `every` records one training batch in `every`. The
+    `modules` defaults to every conv and linear layer; `every` records one training batch in `every`; `sample`
+    bins only about that many activations per layer (means and stds stay exact; None: all of them). The
     statistics are computed on the model's device, and each recorded batch is copied to the CPU once, in
     `after_pred`. `stats[i]` is the `LayerStats` of `modules[i]`, named `names[i]`. The hooks come off after
     `fit`, whatever ended it (an error, Kernel -> Interrupt); one left behind removes itself the next time it runs.
@@ -141,10 +142,10 @@ class ActivationStats(Callback):
     order = -5  # before the callbacks that might fail in after_fit, so the hooks come off first
 
     def __init__(self, modules: Sequence[nn.Module] | None = None, every: int = 1, bins: int = HIST_BINS,
-                 hist_range: tuple[float, float] = HIST_RANGE):
+                 hist_range: tuple[float, float] = HIST_RANGE, sample: int | None = None):
         if every < 1:
             raise ValueError(f"ActivationStats records one training batch in `every`: give every >= 1, got {every}.")
-        self.modules, self.every, self.bins, self.hist_range = modules, every, bins, hist_range
+        self.modules, self.every, self.bins, self.hist_range, self.sample = modules, every, bins, hist_range, sample
         self.hooks, self.stats, self.names, self._pending, self._n = [], [], [], [], 0
 
     def before_fit(self) -> None:
@@ -160,7 +161,7 @@ class ActivationStats(Callback):
         if not self._recording:  # a hook that outlived its fit: take it off
             self.hooks[i].remove()
         elif mod.training and self.in_train and self._n % self.every == 0:
-            self._pending.append((i, activation_stats(out, self.bins, self.hist_range)))
+            self._pending.append((i, activation_stats(out, self.bins, self.hist_range, self.sample)))
 
     def before_batch(self) -> None:
         self._pending = []  # what an interrupted forward pass left: half a batch is not recorded

@@ -46,18 +46,20 @@ def momentum_of(hypers: dict) -> float:
 class TrainingMonitor(Callback):
     """Losses, lr and momentum of every batch, and activation statistics, drawn live during `fit` (see module doc).
 
-    `modules`, `stats_every`, `bins`, `hist_range` go to `ActivationStats` (which layers, one training batch in
-    `stats_every`: on a CPU a layer's histogram costs about as much as the layer, so not every batch by default);
+    `modules`, `stats_every`, `sample`, `bins`, `hist_range` go to `ActivationStats` (which layers, one training
+    batch in `stats_every`, histograms of about `sample` activations per layer: on a CPU a full histogram costs
+    about as much as the layer, so neither every batch nor every activation by default);
     `n_hists` is how many layers get a "colorful dimension" plot (spread over the hooked layers).
     """
 
     order = 10  # after the callbacks that set the hyper-parameters and count the batches
 
     def __init__(self, modules: Sequence | None = None, every: float = 0.5, max_share: float = 0.03,
-                 stats_every: int = 10, n_hists: int = 2, on_png: Callable[[bytes], Any] | None = None, **stats_kwargs):
+                 stats_every: int = 10, sample: int | None = 1 << 16, n_hists: int = 2,
+                 on_png: Callable[[bytes], Any] | None = None, **stats_kwargs):
         if every < 0 or not 0 < max_share <= 1:
             raise ValueError(f"TrainingMonitor needs every >= 0 seconds and 0 < max_share <= 1, got {every}, {max_share}.")
-        self.act = ActivationStats(modules, every=stats_every, **stats_kwargs)
+        self.act = ActivationStats(modules, every=stats_every, sample=sample, **stats_kwargs)
         self.every, self.max_share, self.n_hists, self.on_png = every, max_share, n_hists, on_png
         self.train_losses, self.valid_losses, self.lrs, self.moms = [], [], [], []
         self.png, self.plot, self.drawn_at, self.draw_time, self.draws = None, None, -math.inf, 0.0, 0

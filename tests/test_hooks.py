@@ -122,6 +122,16 @@ def test_activation_stats_every_and_chosen_modules():
         ActivationStats(every=0)
 
 
+def test_activation_stats_sample_bins_fewer_activations_but_keeps_mean_and_std_exact():
+    learn = blob_learner()
+    full, sampled = ActivationStats(bins=10, hist_range=(-3, 3)), ActivationStats(bins=10, hist_range=(-3, 3), sample=16)
+    learn.fit(1, cbs=[full, sampled])
+    f, s = full.stats[0], sampled.stats[0]
+    assert f.means == s.means and f.stds == s.stds  # the same batches, the same exact moments
+    assert not all(torch.equal(a, b) for a, b in zip(f.hists, s.hists))  # but histograms of a subsample
+    assert all(abs(h.sum() - 1) < 0.2 for h in s.hists)
+
+
 class InterruptAt(Callback):
     def __init__(self, event):
         self.event = event

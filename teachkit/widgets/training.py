@@ -50,6 +50,6 @@ def training_panel(modules: Sequence[nn.Module] | None = None, every: float = 0.
     """A panel to display, then pass `panel.monitor` to `learn.fit`: it redraws at most every `every` seconds.
 
     `modules`: the layers whose activations are watched (default: every conv and linear layer); kwargs go to
-    `TrainingMonitor` (max_share, stats_every, n_hists, bins, hist_range).
+    `TrainingMonitor` (max_share, stats_every, sample, n_hists, bins, hist_range).
     """
     return TrainingPanel(TrainingMonitor(modules, every=every, **kwargs))
