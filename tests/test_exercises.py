@@ -5,21 +5,7 @@ import torch
 from teachkit.exercises import Case, Exercise, Mistake, describe_difference
 from teachkit.exercises import l09
 
-
-@pytest.fixture(autouse=True)
-def not_smoke(monkeypatch):
-    """Checkers run as a learner's would: no smoke-mode fallback to the reference."""
-    monkeypatch.delenv("TEACHKIT_SMOKE", raising=False)
-
-
-def stub(*args, **kwargs):
-    raise NotImplementedError
-
-
-def assert_caught(verdict, *words):
-    assert not verdict.ok, verdict
-    for w in words:
-        assert w in verdict.message, (w, verdict.message)
+from checking import assert_caught, not_smoke, stub  # noqa: F401 (not_smoke: an autouse fixture)
 
 
 # ---------------------------------------------------------------- the shared machinery

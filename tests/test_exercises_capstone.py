@@ -9,21 +9,7 @@ from teachkit.mixup import LabelSmoothingCrossEntropy, mixup_loss
 from teachkit.precision import LossScaler
 from teachkit.xresnet import ResBlock, shortcut
 
-
-@pytest.fixture(autouse=True)
-def not_smoke(monkeypatch):
-    """Checkers run as a learner's would: no smoke-mode fallback to the reference."""
-    monkeypatch.delenv("TEACHKIT_SMOKE", raising=False)
-
-
-def stub(*args, **kwargs):
-    raise NotImplementedError
-
-
-def assert_caught(verdict, *words):
-    assert not verdict.ok, verdict
-    for w in words:
-        assert w in verdict.message, (w, verdict.message)
+from checking import assert_caught, not_smoke, stub  # noqa: F401 (not_smoke: an autouse fixture)
 
 
 # ---------------------------------------------------------------- 10b
