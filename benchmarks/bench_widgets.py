@@ -119,10 +119,11 @@ def optimizer_panel_rows() -> list[dict]:
 
 # ---------------------------------------------------------------- training panel
 
-def training_overhead_rows(batches: int = 200, rounds: int = 3, size: int = 64) -> list[dict]:
+def training_overhead_rows(batches: int = 200, rounds: int = 5, size: int = 64) -> list[dict]:
     """`fit` with the training panel (losses, lr, momentum, every conv's activation statistics, live pictures) against
-    the same `fit` without it: the lesson CNN on generated `size` px images, CPU, best of `rounds` interleaved runs
-    (which goes first alternates, so a drift in the machine's load does not favour one).
+    the same `fit` without it: the lesson CNN on generated `size` px images, CPU, `rounds` pairs of runs back to back
+    (which goes first alternates, so a drift in the machine's load does not favour one); the ratio is the median of
+    the pairs' ratios, the times are the medians (a shared VM's jitter moves single runs by 10-30 %).
     Times are this process's CPU time (torch on one thread), so other work on a shared machine does not count."""
     from teachkit.learner import Learner
     from teachkit.optim import adam_opt
@@ -149,11 +150,12 @@ def training_overhead_rows(batches: int = 200, rounds: int = 3, size: int = 64) 
             elapsed, n = fit(panel)
             times[panel].append(elapsed)
             draws = max(draws, n)
-    with_panel, without = min(times[True]), min(times[False])
+    with_panel, without = statistics.median(times[True]), statistics.median(times[False])
+    ratio = statistics.median(w / wo for w, wo in zip(times[True], times[False]))
     return [{"figure": f"fit with the training panel (lesson CNN [32,64,128,256], {batches} batches of {bs}x3x{size}x{size}; "
                        f"{draws} pictures)", "value": round(with_panel, 2), "unit": "s (CPU)",
              "baseline": "the same fit without it", "baseline_value": round(without, 2),
-             "ratio": round(with_panel / without, 3)}]
+             "ratio": round(ratio, 3)}]
 
 
 # ---------------------------------------------------------------- LSUV and augmentation panels

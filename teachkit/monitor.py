@@ -54,7 +54,7 @@ class TrainingMonitor(Callback):
 
     order = 10  # after the callbacks that set the hyper-parameters and count the batches
 
-    def __init__(self, modules: Sequence | None = None, every: float = 0.5, max_share: float = 0.03,
+    def __init__(self, modules: Sequence | None = None, every: float = 0.5, max_share: float = 0.02,
                  stats_every: int = 10, sample: int | None = 1 << 16, n_hists: int = 2,
                  on_png: Callable[[bytes], Any] | None = None, **stats_kwargs):
         if every < 0 or not 0 < max_share <= 1:
