@@ -41,7 +41,7 @@ def best_time(f: Callable[[], object], device: torch.device, repeats: int) -> tu
     return min(times), res
 
 
-def run(repeats: int = 1, device: torch.device | None = None) -> list[dict]:
+def run(repeats: int = 3, device: torch.device | None = None) -> list[dict]:
     """Rows: lsuv_init time vs one forward pass, iterations used, and the LSUVStepper's extra cost."""
     device = device or default_device()
     model = lesson_cnn(device)

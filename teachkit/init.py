@@ -231,7 +231,7 @@ def stats_problem(name: str, out: torch.Tensor | None, mean: float, std: float) 
     if out is None:
         return None
     d = out.detach().float()
-    spread = d.std(0).max() if len(d) > 1 else d.std()  # how much any one unit varies from sample to sample
+    spread = (d - d[:1]).abs().max() if len(d) > 1 else d.std()  # how far any sample strays from the first one
     if not (spread / d.abs().max()).item() > 1e-5:  # also catches 0/0 = NaN: an all-zero output
         return (f"LSUV: {name} outputs a constant on this batch, the same for every sample (mean {mean:.3g}), so no "
                 "weight scale can give it std 1. Its input is probably all zeros or dead ReLUs: check the batch and "
