@@ -41,9 +41,10 @@ def progress_bar(gen: Iterable, total: int | None = None, leave: bool = True, pa
     if parent is not None:
         cls = getattr(parent, "pcls", PlainProgressBar)
         return cls(gen, total=total, parent=parent)
-    if bar_kind() == "plain":
+    kind = bar_kind()
+    if kind == "plain":
         return PlainProgressBar(gen, total=total, comment=comment)
-    cls = NotebookBar if bar_kind() == "notebook" else TerminalBar
+    cls = NotebookBar if kind == "notebook" else TerminalBar
     pb = cls(gen, total=total, leave=leave)
     pb.comment = comment
     return pb
