@@ -18,6 +18,7 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
+from hashlib import sha256
 from typing import Any
 
 import torch
@@ -28,13 +29,14 @@ from torch.utils.data import DataLoader, RandomSampler, Sampler
 from torch.utils.data.distributed import DistributedSampler
 
 from .callbacks import AvgStats, AvgStatsCallback
-from .databunch import DataBunch
+from .databunch import DataBunch, _vocab
 from .learner import Callback
 from .utils import default_device
 
 __all__ = ["launched_by_torchrun", "local_device", "backend_for", "rank", "local_rank", "world_size", "is_main",
            "setup", "cleanup", "process_group", "main_process_first", "broadcast_module", "init_on_main",
-           "ShardSampler", "distributed_dl", "distributed_dls", "reduce_stats", "gather_metrics", "DistributedCallback"]
+           "ShardSampler", "distributed_dl", "distributed_dls", "DataMismatchError", "data_fingerprint",
+           "data_mismatch", "check_same_data", "reduce_stats", "gather_metrics", "DistributedCallback"]
 
 
 # ------------------------------------------------------------------------------ who am I, and the process group
@@ -186,8 +188,47 @@ def distributed_dl(dl: DataLoader, train: bool, seed: int = 0) -> DataLoader:
 
 
 def distributed_dls(dls: DataBunch, seed: int = 0) -> DataBunch:
-    """`dls` with each DataLoader reading only this rank's share (`distributed_dl`)."""
+    """`dls` with each DataLoader reading only this rank's share (`distributed_dl`), once every rank has checked
+    that they all hold the same data (`check_same_data`)."""
+    check_same_data(dls)
     return DataBunch(distributed_dl(dls.train_dl, True, seed), distributed_dl(dls.valid_dl, False), dls.c_in, dls.c_out)
+
+
+# ------------------------------------------------------------------------------------------ the same data
+
+class DataMismatchError(ValueError):
+    """The ranks hold different data: their batches would not line up, and DDP would hang or fail mid-epoch."""
+
+
+def data_fingerprint(dls: DataBunch) -> dict[str, Any]:
+    """What every rank must agree on: how many train and valid items, and the class list (its length and a hash)."""
+    vocab = _vocab(dls.train_ds)
+    return {"train": len(dls.train_ds), "valid": len(dls.valid_ds), "classes": None if vocab is None else len(vocab),
+            "vocab": None if vocab is None else sha256(repr(list(vocab)).encode()).hexdigest()}
+
+
+def data_mismatch(prints: list[dict[str, Any]]) -> str | None:
+    """How each rank's `data_fingerprint` differs from rank 0's, in words; None when they all agree."""
+    diffs = []
+    for r, fp in enumerate(prints[1:], 1):
+        diffs += [f"rank {r} has {fp[k]} {k} items, rank 0 has {prints[0][k]}" for k in ("train", "valid")
+                  if fp[k] != prints[0][k]]
+        if fp["vocab"] != prints[0]["vocab"]:
+            n, n0 = fp["classes"], prints[0]["classes"]
+            diffs.append(f"rank {r} has {n} classes, rank 0 has {n0}" if n != n0 else
+                         f"rank {r}'s class names differ from rank 0's (both {n} classes)")
+    if not diffs:
+        return None
+    return ("The ranks were given different data: " + "; ".join(diffs) + ". Every process must see the same data "
+            "folder (the same files, split and labels): check the path each one reads (TEACHKIT_DATA), and let one "
+            "process download or generate it before the others read it (`with main_process_first():`).")
+
+
+def check_same_data(dls: DataBunch) -> None:
+    """Compare every rank's `data_fingerprint` (one small all_gather) and raise the same `DataMismatchError` on
+    every rank if any differs, instead of a hang or a "collective mismatch" in the middle of an epoch."""
+    if problem := data_mismatch(_gather(data_fingerprint(dls))):
+        raise DataMismatchError(problem)
 
 
 # ------------------------------------------------------------------------------------------ the same numbers
@@ -203,10 +244,15 @@ def reduce_stats(stats: AvgStats, device: torch.device | None = None) -> None:
 
 def gather_metrics(metrics: dict[str, float]) -> list[dict[str, float]]:
     """Every rank's `metrics`, in rank order (one process: a list of one), to check they agree."""
+    return _gather(metrics)
+
+
+def _gather(obj: Any) -> list[Any]:
+    """Every rank's `obj` (picklable), in rank order; one process: a list of one."""
     if not dist.is_initialized():
-        return [metrics]
+        return [obj]
     out: list[Any] = [None] * world_size()
-    dist.all_gather_object(out, metrics)
+    dist.all_gather_object(out, obj)
     return out
 
 
@@ -217,8 +263,9 @@ def _silent(*args: Any, **kwargs: Any) -> None:
 class DistributedCallback(Callback):
     """Train this process's replica with DistributedDataParallel, on its share of the data.
 
-    before_fit: each split gets this rank's sampler, the model is wrapped in DDP (which copies rank 0's weights to
-    every rank), ranks other than 0 log nothing. Every epoch: a new shuffle (`set_epoch`), rank 0's BatchNorm
+    before_fit: the ranks check they all hold the same data (`check_same_data`), each split gets this rank's
+    sampler, the model is wrapped in DDP (which copies rank 0's weights to every rank), ranks other than 0 log
+    nothing. Every epoch: a new shuffle (`set_epoch`), rank 0's BatchNorm
     statistics for validation (the plain model: no gradients, so no rank waits for another), then the metrics of
     all ranks added up before `AvgStatsCallback` logs them. after_fit: the plain model and data come back.
     A callback that stops on its own rank's loss (`LRFinder`) would leave the other ranks waiting: find the

@@ -4,6 +4,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -11,12 +12,13 @@ import torch
 import torch.multiprocessing as mp
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, Subset, TensorDataset
 
 from teachkit.callbacks import AvgStatsCallback, accuracy
+from teachkit.data import CategoryProcessor, ItemList, SplitData, label_by_func
 from teachkit.databunch import DataBunch
-from teachkit.distributed import (DistributedCallback, ShardSampler, init_on_main, main_process_first, process_group,
-                                  setup, world_size)
+from teachkit.distributed import (DataMismatchError, DistributedCallback, ShardSampler, data_mismatch, distributed_dls,
+                                  init_on_main, main_process_first, process_group, setup, world_size)
 from teachkit.learner import Callback, Learner
 from teachkit.optim import adam_opt, sgd_opt
 
@@ -85,11 +87,45 @@ def replica(rank: int, world: int, port: int, out: str) -> None:
     torch.save(res, Path(out) / f"rank{rank}.pt")
 
 
-@pytest.fixture(scope="module")
-def two_ranks(tmp_path_factory) -> list[dict]:
-    """Run `replica` in 2 spawned processes (gloo), at most 3 minutes; their results, by rank."""
+def labelled_dls(classes: list[str]) -> DataBunch:
+    """12 train and 4 valid items labelled with `classes` in turn, through a CategoryProcessor (its vocab)."""
+    sd = SplitData(ItemList(list(range(12))), ItemList(list(range(12, 16))))
+    ll = label_by_func(sd, lambda i: classes[i % len(classes)], proc_y=CategoryProcessor())
+    return DataBunch(DataLoader(ll.train, 4), DataLoader(ll.valid, 4), c_out=len(classes))
+
+
+def mismatched_replica(rank: int, world: int, port: int, out: str) -> None:
+    """One of 2 ranks where rank 1 holds different data: what each try raised, then identical data going through."""
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    res = {}
+    with process_group(timeout_s=30):
+        for case, keep in (("train", 96), ("valid", N_VALID - 1)):  # 96: 3 steps a rank instead of 4
+            learn, _ = toy_learner("sgd", bs=16, cbs=[DistributedCallback()])
+            if rank == 1:
+                dl = getattr(learn.dls, f"{case}_dl")
+                setattr(learn.dls, f"{case}_dl", DataLoader(Subset(dl.dataset, range(keep)), dl.batch_size))
+            try:
+                learn.fit(1)
+                res[case] = ("no error", "")
+            except Exception as e:
+                res[case] = (type(e).__name__, str(e))
+            res[case + "_model"] = type(learn.model).__name__
+        classes = ["cat", "dog", "fish", "owl"] if rank == 0 else ["cat", "dog", "eel", "owl"]
+        try:
+            distributed_dls(labelled_dls(classes))  # where train.py shards, before LSUV's weights are broadcast
+            res["vocab"] = ("no error", "")
+        except Exception as e:
+            res["vocab"] = (type(e).__name__, str(e))
+        res["same"] = len(distributed_dls(labelled_dls(["cat", "dog", "eel"])).train_dl)  # 6 of the 12 in batches of 4
+    torch.save(res, Path(out) / f"rank{rank}.pt")
+
+
+def spawn_two(fn: Callable, tmp_path_factory) -> list[dict]:
+    """Run `fn` in 2 spawned processes (gloo), at most 3 minutes; their results, by rank."""
     out = tmp_path_factory.mktemp("ddp")
-    ctx = mp.start_processes(replica, args=(2, free_port(), str(out)), nprocs=2, join=False, start_method="spawn")
+    ctx = mp.start_processes(fn, args=(2, free_port(), str(out)), nprocs=2, join=False, start_method="spawn")
     deadline = time.monotonic() + 180
     try:
         while not ctx.join(timeout=5):
@@ -100,6 +136,16 @@ def two_ranks(tmp_path_factory) -> list[dict]:
             if p.is_alive():
                 p.kill()
     return [torch.load(out / f"rank{r}.pt") for r in range(2)]
+
+
+@pytest.fixture(scope="module")
+def two_ranks(tmp_path_factory) -> list[dict]:
+    return spawn_two(replica, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def mismatched_ranks(tmp_path_factory) -> list[dict]:
+    return spawn_two(mismatched_replica, tmp_path_factory)
 
 
 @pytest.mark.parametrize("opt", list(OPTS))
@@ -141,6 +187,29 @@ def test_weights_initialised_on_rank_0_reach_every_rank(two_ranks):
 
 def test_other_ranks_wait_for_the_local_main_process(two_ranks):
     assert [res["saw_rank0_file"] for res in two_ranks] == [True, True]
+
+
+@pytest.mark.parametrize("case, says", [("train", "rank 1 has 96 train items, rank 0 has 128"),
+                                        ("valid", "rank 1 has 50 valid items, rank 0 has 51"),
+                                        ("vocab", "rank 1's class names differ from rank 0's (both 4 classes)")])
+def test_ranks_with_different_data_stop_together_saying_which_rank_differs(mismatched_ranks, case, says):
+    (kind0, msg0), (kind1, msg1) = mismatched_ranks[0][case], mismatched_ranks[1][case]
+    assert kind0 == kind1 == "DataMismatchError", (msg0, msg1)
+    assert msg0 == msg1 and says in msg0 and "same data folder" in msg0
+    assert all(res.get(case + "_model", "Sequential") == "Sequential" for res in mismatched_ranks)  # not left in DDP
+
+
+def test_ranks_with_the_same_labelled_data_are_sharded(mismatched_ranks):
+    assert [res["same"] for res in mismatched_ranks] == [2, 2]
+
+
+def test_data_mismatch_names_every_rank_that_differs_from_rank_0():
+    fp = dict(train=130, valid=50, classes=10, vocab="a")
+    assert data_mismatch([fp, dict(fp), dict(fp)]) is None
+    msg = data_mismatch([fp, dict(fp, train=120), dict(fp, classes=9, vocab="b")])
+    assert "rank 1 has 120 train items, rank 0 has 130" in msg and "rank 2 has 9 classes, rank 0 has 10" in msg
+    assert "rank 2 has" in msg.split(";")[-1] and "valid" not in msg.split("folder")[0]
+    assert issubclass(DataMismatchError, ValueError)
 
 
 def test_shard_sampler_gives_every_item_once_without_padding():
