@@ -10,7 +10,8 @@ torchrun starts the processes and tells each one who it is (RANK, LOCAL_RANK, WO
 
 In a Learner it is one callback, `DistributedCallback`: wrap the model in DDP, give each split a sampler that hands
 each rank its share, and add up the metrics of all ranks so every rank (and the table rank 0 prints) sees the
-numbers of the whole validation set. NCCL talks between GPUs, gloo between CPU processes.
+numbers of the whole validation set. NCCL talks between GPUs, gloo between CPU processes. Before any of that the
+ranks compare their data (`check_same_data`): a rank with other files would otherwise hang or crash mid-epoch.
 """
 from __future__ import annotations
 
@@ -214,7 +215,7 @@ def data_mismatch(prints: list[dict[str, Any]]) -> str | None:
         diffs += [f"rank {r} has {fp[k]} {k} items, rank 0 has {prints[0][k]}" for k in ("train", "valid")
                   if fp[k] != prints[0][k]]
         if fp["vocab"] != prints[0]["vocab"]:
-            n, n0 = fp["classes"], prints[0]["classes"]
+            n, n0 = ("no" if c is None else c for c in (fp["classes"], prints[0]["classes"]))
             diffs.append(f"rank {r} has {n} classes, rank 0 has {n0}" if n != n0 else
                          f"rank {r}'s class names differ from rank 0's (both {n} classes)")
     if not diffs:
@@ -265,9 +266,9 @@ class DistributedCallback(Callback):
 
     before_fit: the ranks check they all hold the same data (`check_same_data`), each split gets this rank's
     sampler, the model is wrapped in DDP (which copies rank 0's weights to every rank), ranks other than 0 log
-    nothing. Every epoch: a new shuffle (`set_epoch`), rank 0's BatchNorm
-    statistics for validation (the plain model: no gradients, so no rank waits for another), then the metrics of
-    all ranks added up before `AvgStatsCallback` logs them. after_fit: the plain model and data come back.
+    nothing. Every epoch: a new shuffle (`set_epoch`), rank 0's BatchNorm statistics for validation (the plain
+    model: no gradients, so no rank waits for another), then the metrics of all ranks added up before
+    `AvgStatsCallback` logs them. after_fit: the plain model and data come back.
     A callback that stops on its own rank's loss (`LRFinder`) would leave the other ranks waiting: find the
     learning rate in one process.
     """

@@ -29,7 +29,7 @@ from .progress import progress_bar
 from .utils import listify, restore_modes, to_model_device, train_modes
 
 __all__ = ["LSUVWarning", "LSUVStep", "LSUVReport", "lsuv_modules", "lsuv_update", "lsuv_module", "lsuv_loop",
-           "lsuv_init", "lsuv_step", "measure", "lsuv_point", "point_stats", "lsuv_mode"]
+           "lsuv_init", "lsuv_step", "measure", "lsuv_point", "point_stats", "lsuv_mode", "batch_problem"]
 
 Batches = torch.Tensor | Sequence[torch.Tensor]
 
@@ -113,15 +113,15 @@ def lsuv_update(m: nn.Module, mean: float, std: float, tol: float = 1e-3, update
 
 def measure(model: nn.Module, m: nn.Module, xb: Batches) -> tuple[float, float]:
     """Mean and std of `m`'s output, from a forward pass of the model cut short there; several batches: averaged."""
-    name, point = _name(model, m), lsuv_point(m)
-    return average([point_stats(name, point, lambda: model(to_model_device(model, b))) for b in _batches(xb)])
+    name, point, batches = _name(model, m), lsuv_point(m), _batches(model, xb)
+    return average([point_stats(name, point, lambda: model(to_model_device(model, b))) for b in batches])
 
 
 def lsuv_init(model: nn.Module, xb: Batches, modules: Sequence[nn.Module] | None = None, tol: float = 1e-3,
               max_iter: int = 10, progress: bool = True) -> LSUVReport:
     """LSUV on `modules` (default `lsuv_modules(model)`) in order, on `xb` (several batches: their stats averaged)."""
     _check_args(tol, max_iter)
-    mods, batches = _modules(model, modules), _batches(xb)
+    mods, batches = _modules(model, modules), _batches(model, xb)
     report = LSUVReport()
     with lsuv_mode(model), _progress(len(mods), progress) as done:
         if len(batches) == 1:  # the fast path: as far as it can go, every layer in one forward pass
@@ -150,11 +150,42 @@ def _check_args(tol: float, max_iter: int) -> None:
         raise ValueError(f"LSUV needs tol > 0 and max_iter >= 0, got tol={tol}, max_iter={max_iter}.")
 
 
-def _batches(xb: Batches) -> list[torch.Tensor]:
+def _batches(model: nn.Module, xb: Batches) -> list[torch.Tensor]:
+    """`xb` as a list of batches, each checked (`batch_problem`) before anything in the model changes."""
     batches = [xb] if isinstance(xb, torch.Tensor) else list(xb)
     if not batches:
         raise ValueError("LSUV needs a batch (or a list of batches, whose statistics it averages), got none.")
+    for i, b in enumerate(batches):
+        if problem := batch_problem(model, b, "the batch" if len(batches) == 1 else f"batch {i} of {len(batches)}"):
+            raise ValueError(problem)
     return batches
+
+
+MIN_SAMPLES = 2
+"""LSUV measures a layer's std over a batch, and BatchNorm (in train mode) normalises over it: one sample is too few."""
+
+CONVERT = {torch.float32: "xb.float()", torch.float64: "xb.double()", torch.float16: "xb.half()",
+           torch.bfloat16: "xb.bfloat16()"}
+
+
+def batch_problem(model: nn.Module, xb: torch.Tensor, what: str = "the batch") -> str | None:
+    """Why LSUV can't measure the model on `xb`, or None: floats of another type than the model's weights (torch
+    would fail in the first layer), or fewer than `MIN_SAMPLES` samples (no std over the batch, no BatchNorm)."""
+    dtypes = {p.dtype for p in model.parameters() if p.is_floating_point()}
+    if xb.is_floating_point() and len(dtypes) == 1 and xb.dtype not in dtypes:
+        (want,) = dtypes
+        return (f"LSUV: {what} is {_dtype(xb.dtype)} and the model {_dtype(want)}, so the first layer can't take it. "
+                f"Convert the batch first: `{CONVERT.get(want, f'xb.to(torch.{_dtype(want)})')}`.")
+    if xb.ndim == 0 or len(xb) < MIN_SAMPLES:
+        n = 0 if xb.ndim == 0 else len(xb)
+        return (f"LSUV: {what} holds {n} sample{'' if n == 1 else 's'} (shape {tuple(xb.shape)}), too few to "
+                "measure a layer's std over the batch (and BatchNorm needs more than 1 value per channel). Pass at "
+                f"least {MIN_SAMPLES} samples; a few dozen (a training batch) give steadier statistics.")
+    return None
+
+
+def _dtype(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
 
 
 def _modules(model: nn.Module, modules: Sequence[nn.Module] | None) -> list[nn.Module]:

@@ -35,7 +35,7 @@ class LSUVStepper:
     def __init__(self, model: nn.Module, xb: Batches, modules: Sequence[nn.Module] | None = None,
                  tol: float = 1e-3, max_iter: int = 10, bins: int = 40, hist_range: tuple[float, float] = (-4.0, 4.0)):
         _check_args(tol, max_iter)
-        self.model, self.batches, self.tol, self.max_iter = model, _batches(xb), tol, max_iter
+        self.model, self.batches, self.tol, self.max_iter = model, _batches(model, xb), tol, max_iter
         self.bins, self.hist_range = bins, hist_range
         self.modules = _modules(model, modules)
         self.names = [_name(model, m) for m in self.modules]

@@ -209,6 +209,7 @@ def test_data_mismatch_names_every_rank_that_differs_from_rank_0():
     msg = data_mismatch([fp, dict(fp, train=120), dict(fp, classes=9, vocab="b")])
     assert "rank 1 has 120 train items, rank 0 has 130" in msg and "rank 2 has 9 classes, rank 0 has 10" in msg
     assert "rank 2 has" in msg.split(";")[-1] and "valid" not in msg.split("folder")[0]
+    assert "rank 1 has no classes, rank 0 has 10" in data_mismatch([fp, dict(fp, classes=None, vocab=None)])
     assert issubclass(DataMismatchError, ValueError)
 
 

@@ -230,3 +230,51 @@ def test_stepper_refuses_no_layers_and_layers_off_the_forward_path():
     m = WithSpare()
     with pytest.raises(ValueError, match="never reached 'spare' Linear|never reached spare Linear"):
         LSUVStepper(m, xb, modules=[m.used, m.spare])
+
+
+# ---------------------------------------------------------------- batches LSUV can't measure, refused before any change
+
+ENTRY_POINTS = {  # one batch: lsuv_init's fast path; several: the readable path, as lsuv_module and lsuv_step
+    "lsuv_init": lambda model, xb: lsuv_init(model, xb, progress=False),
+    "lsuv_init, 2 batches": lambda model, xb: lsuv_init(model, [batch(), xb], progress=False),
+    "lsuv_module": lambda model, xb: lsuv_module(model, model[0], xb),
+    "lsuv_step": lambda model, xb: lsuv_step(model, model[0], xb),
+    "LSUVStepper": lambda model, xb: LSUVStepper(model, xb).run_all(),
+}
+BAD_BATCHES = {  # what torch itself does with them, and what LSUV says instead
+    "float64": (batch().double(), RuntimeError, "Double", r"is float64 and the model float32.*`xb\.float\(\)`"),
+    "one sample": (batch(bs=1), ValueError, "more than 1 value per channel", r"holds 1 sample .*at least 2 samples"),
+}
+
+
+@pytest.mark.parametrize("bad", list(BAD_BATCHES))
+@pytest.mark.parametrize("entry", list(ENTRY_POINTS))
+def test_a_batch_lsuv_cant_measure_is_refused_in_its_words_before_any_change(entry, bad):
+    xb, torch_error, torch_says, lsuv_says = BAD_BATCHES[bad]
+    model = small_cnn(bn=True)
+    with pytest.raises(torch_error, match=torch_says):
+        model.train()(xb)  # torch's own answer: a dtype error, or BatchNorm's on the 1x1 feature maps
+    model.eval()
+    before = copy.deepcopy(model.state_dict())
+    with pytest.raises(ValueError, match=lsuv_says):
+        ENTRY_POINTS[entry](model, xb)
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())  # weights, relu.sub, BN buffers
+    assert not any(m.training for m in model.modules())
+
+
+def test_a_single_sample_is_refused_even_where_torch_would_run():
+    model, xb = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1)), torch.randn(1, 4)
+    with pytest.warns(UserWarning, match="degrees of freedom"):
+        assert model(xb).std().isnan()  # the head's output: one value, whose std torch gives as NaN
+    before = copy.deepcopy(model.state_dict())
+    with pytest.raises(ValueError, match="holds 1 sample"):
+        lsuv_init(model, xb, progress=False)
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+
+def test_the_conversion_suggested_is_the_models_and_integer_inputs_go_through():
+    with pytest.raises(ValueError, match=r"batch 1 of 2 is float32 and the model float16.*`xb\.half\(\)`"):
+        lsuv_init(small_cnn().half(), [batch().half(), batch()], progress=False)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Embedding(10, 8), nn.Linear(8, 4))  # token ids: int64, by design not the model's dtype
+    assert lsuv_init(model, torch.randint(0, 10, (32,)), progress=False).converged
