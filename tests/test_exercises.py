@@ -2,8 +2,6 @@
 import pytest
 import torch
 
-import warnings
-
 from teachkit.exercises import Case, Exercise, Mistake, describe_difference, unwritten
 from teachkit.exercises import l09
 from teachkit.learner import CancelFitException, Callback
