@@ -34,7 +34,10 @@ def test_mixup_loss_half_and_half_and_missing_term_are_caught():
 
 
 def test_mixup_loss_stub_and_wrong_signature():
-    assert_caught(l10b.check_mixup_loss(stub), "not written yet")
+    def mixup_loss(loss_func, pred, yb, yb1, lam):
+        "The loss of a blended batch."
+        raise NotImplementedError  # your code here
+    assert_caught(l10b.check_mixup_loss(mixup_loss), "your `mixup_loss` is not written yet")
     assert_caught(l10b.check_mixup_loss(lambda pred, yb, lam: pred), "raised TypeError", "mixup_loss(loss_func, pred")
 
 
@@ -68,13 +71,18 @@ def test_label_smoothing_swapped_eps_and_wrong_classes_only_are_caught():
 
 # ---------------------------------------------------------------- 10c
 
-def test_unscale_reference_passes_and_agrees_with_loss_scaler():
+def test_unscale_reference_passes_and_agrees_with_loss_scaler_and_torch_amp():
     assert l10c.check_unscale_grads(l10c.solution_unscale_grads).ok
     for make in l10c.UNSCALE_CASES:
         a, scale = make.make()
         b, _ = make.make()
-        assert l10c.solution_unscale_grads(a, scale) == LossScaler(scale).unscale_(b)
+        c, _ = make.make()
+        found_inf = torch.zeros(1)  # what torch.amp.GradScaler runs: its verdict is independent of teachkit's
+        torch._amp_foreach_non_finite_check_and_unscale_([p.grad for p in c], found_inf, torch.tensor([1 / scale]))
+        ok = l10c.solution_unscale_grads(a, scale)
+        assert ok == LossScaler(scale).unscale_(b) == (found_inf.item() == 0)
         assert all(torch.equal(p.grad, q.grad) for p, q in zip(a, b) if p.grad.isfinite().all())
+        assert all(torch.allclose(p.grad, q.grad, equal_nan=True) for p, q in zip(a, c))
 
 
 def test_unscale_multiplying_and_missing_nan_are_caught():
@@ -97,13 +105,17 @@ def test_unscale_not_in_place_is_caught():
     assert_caught(l10c.check_unscale_grads(copy), "in place")
 
 
-def test_update_scale_reference_passes_and_follows_loss_scaler():
+@pytest.mark.parametrize("case", l10c.UPDATE_CASES, ids=lambda c: c.name)
+def test_update_scale_reference_follows_loss_scaler_and_torch_amp(case):
     assert l10c.check_update_scale(l10c.solution_update_scale).ok
-    s, good, ours = LossScaler(1024.0, growth_interval=3), 0, 1024.0
-    for inf in l10c.EVENTS:
+    scale, interval, events = case.make()
+    s, good, ours = LossScaler(scale, growth_interval=interval), 0, scale
+    amp_scale, amp_good = torch.tensor([scale]), torch.tensor([0], dtype=torch.int32)
+    for inf in events:
         s.update(inf)
-        ours, good = l10c.solution_update_scale(ours, good, inf, 3)
-        assert ours == s.scale and good == s.good_steps
+        ours, good = l10c.solution_update_scale(ours, good, inf, interval)
+        torch._amp_update_scale_(amp_scale, amp_good, torch.tensor([float(inf)]), 2.0, 0.5, interval)  # GradScaler's
+        assert ours == s.scale == amp_scale.item() and good == s.good_steps == amp_good.item()
 
 
 def test_update_scale_doubling_on_overflow_is_caught():
@@ -159,6 +171,16 @@ def test_shortcut_missing_ceil_mode_and_max_pool_are_caught():
     assert_caught(l11.check_shortcut(max_pool), "averages the pixels")
 
 
+def test_a_1x1_conv_before_the_pool_is_hidden_in_eval_mode_and_shows_in_training():
+    before = nn.Sequential(nn.Conv2d(8, 16, 1, bias=False), nn.BatchNorm2d(16), nn.AvgPool2d(2, ceil_mode=True))
+    after = shortcut(8, 16, 2)
+    x = torch.randn(2, 8, 7, 7)
+    with torch.no_grad():
+        after[1].conv.weight.copy_(before[0].weight)  # the same conv weights, and fresh BatchNorms, in both
+        assert torch.allclose(before.eval()(x), after.eval()(x), atol=1e-5)  # pool and 1x1 conv commute
+        assert not torch.allclose(before.train()(x), after.train()(x), atol=1e-3)  # batch statistics differ
+
+
 def test_shortcut_returning_a_tensor_op_is_named():
     assert_caught(l11.check_shortcut(lambda ni, nf, stride=1: None), "what shortcut returns is 'NoneType'")
 
@@ -195,9 +217,67 @@ def test_resblock_params_missing_shortcut_and_unexpanded_ni_are_caught():
     assert_caught(l11.check_resblock_params(unexpanded), "ResBlock(4, 16, 64, stride=1)", "ni * expansion")
 
 
-def test_smoke_mode_runs_the_reference_for_stubs(monkeypatch):
+def test_smoke_mode_gives_a_stub_words_not_a_tick(monkeypatch):
     monkeypatch.setenv("TEACHKIT_SMOKE", "1")
     for check in (l10b.check_mixup_loss, l10b.check_label_smoothing_ce, l10c.check_unscale_grads,
                   l10c.check_update_scale, l11.check_shortcut, l11.check_resblock_params):
-        v = check(stub)
-        assert v.ok and "smoke run" in v.message, v
+        assert_caught(check(stub), "your `stub` is not written yet")
+
+
+# ---------------------------------------------------------------- wrong solutions a learner plausibly writes
+# Each passed the checkers of issue 21's day; each must be refused, with the hint for its mistake.
+
+def mixup_loss_max_lam(loss_func, pred, yb, yb1, lam):
+    lam = max(lam, 1 - lam)  # "the original image should dominate", as in the course's callback
+    return lam * loss_func(pred, yb) + (1 - lam) * loss_func(pred, yb1)
+
+
+def unscale_grads_last_decides(params, scale):
+    for p in params:
+        p.grad /= scale
+        finite = p.grad.isfinite().all().item()
+    return finite
+
+
+def update_scale_count_never_reset(scale, good_steps, found_inf, growth_interval):
+    if found_inf:
+        return scale / 2, 0
+    good_steps += 1
+    if good_steps == growth_interval:
+        scale *= 2
+    return scale, good_steps
+
+
+def update_scale_floor_division(scale, good_steps, found_inf, growth_interval):
+    if found_inf:
+        return scale // 2, 0
+    good_steps += 1
+    if good_steps == growth_interval:
+        return scale * 2, 0
+    return scale, good_steps
+
+
+def shortcut_conv_before_pool(ni, nf, stride=1):
+    layers = []
+    if ni != nf:
+        layers += [nn.Conv2d(ni, nf, 1, bias=False), nn.BatchNorm2d(nf)]
+    if stride != 1:
+        layers.append(nn.AvgPool2d(2, ceil_mode=True))
+    return nn.Sequential(*layers)
+
+
+WRONG_SOLUTIONS = [
+    (l10b.check_mixup_loss, mixup_loss_max_lam, ["lam = 0.3", "is 0.7, expected 0.3", "use lam as it is given"]),
+    (l10c.check_unscale_grads, unscale_grads_last_decides, ["inf in the first of two gradients", "is True, expected False",
+                                                            "not just the last one"]),
+    (l10c.check_update_scale, update_scale_count_never_reset, ["8 good steps", "after step 6 (no overflow) is 2048, "
+                                                               "expected 4096", "set good_steps back to 0"]),
+    (l10c.check_update_scale, update_scale_floor_division, ["after step 3 (overflow) is 0, expected 0.5",
+                                                            "halve with scale / 2"]),
+    (l11.check_shortcut, shortcut_conv_before_pool, ["output in training mode", "pool first, then the 1x1 conv"]),
+]
+
+
+@pytest.mark.parametrize("check,wrong,words", WRONG_SOLUTIONS, ids=lambda v: getattr(v, "__name__", ""))
+def test_a_plausible_wrong_solution_is_refused_with_its_hint(check, wrong, words):
+    assert_caught(check(wrong), f"your `{wrong.__name__}`", *words)

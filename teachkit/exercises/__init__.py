@@ -10,14 +10,18 @@ Every checker works the same way, so a lesson module only states *what* to compa
 4. `mistakes`: small wrong versions of the solution, each with a hint; when your observations equal one of
    theirs, the checker adds its hint ("is the trust ratio computed per tensor?").
 
-A stub that still raises `NotImplementedError` is "not written yet". In smoke mode (`TEACHKIT_SMOKE=1`, how CI
-runs the lessons) the checker then checks the reference solution instead, and a failing check raises, so a broken
-reference cannot pass unnoticed. Solutions live beside their checkers as `solution_<name>`: `show_source` one
-only when you are stuck.
+The verdict is always words, never a traceback: a stub whose body is still a placeholder (`raise
+NotImplementedError`, `pass`, `...`) is "not written yet", a wrong answer says what differs, and the messages name
+your function. In smoke mode (`TEACHKIT_SMOKE=1`, how CI runs the lessons with their stubs) the checker also checks
+teachkit's own solution, and only that raises when it fails, so a broken solution cannot pass CI unnoticed.
+Solutions live beside their checkers as `solution_<name>`: `show_source` one only when you are stuck.
 """
 from __future__ import annotations
 
+import ast
+import inspect
 import math
+import textwrap
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -25,7 +29,9 @@ from typing import Any
 
 import torch
 
-__all__ = ["Verdict", "Case", "Mistake", "Exercise", "describe_difference", "fmt"]
+from ..datasets import smoke_mode
+
+__all__ = ["Verdict", "Case", "Mistake", "Exercise", "describe_difference", "fmt", "unwritten", "learner_name"]
 
 Observation = dict[str, Any]
 
@@ -118,9 +124,42 @@ def _error_words(e: BaseException) -> str:
     return f"{type(e).__name__}: {e}{where}"
 
 
+def _is_placeholder(stmt: ast.stmt) -> bool:
+    """`pass`, `...`, a docstring, or `raise NotImplementedError`: what a stub holds instead of code."""
+    if isinstance(stmt, ast.Pass):
+        return True
+    if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant):
+        return stmt.value.value is Ellipsis or isinstance(stmt.value.value, str)
+    if isinstance(stmt, ast.Raise) and stmt.exc is not None:
+        exc = stmt.exc.func if isinstance(stmt.exc, ast.Call) else stmt.exc
+        return isinstance(exc, ast.Name) and exc.id == "NotImplementedError"
+    return False
+
+
+def unwritten(fn: Any) -> bool:
+    """True when `fn` is a stub: a function whose body holds only placeholders, or a class whose own methods all do.
+    Code whose source can't be read counts as written (running it still finds `raise NotImplementedError`)."""
+    if inspect.isclass(fn):
+        return all(unwritten(v) for v in vars(fn).values() if inspect.isfunction(v))
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
+    except (OSError, TypeError, SyntaxError):
+        return False
+    node = tree.body[0] if tree.body else None
+    return isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and all(_is_placeholder(s) for s in node.body)
+
+
+def learner_name(fn: Any, default: str) -> str:
+    """The name the learner gave their function or class (`default` for a lambda), for messages."""
+    name = getattr(fn, "__name__", "")
+    return name if name.isidentifier() else default
+
+
 @dataclass
 class Exercise:
-    """One exercise: the reference, the inputs, what to compare, and the typical mistakes with their hints."""
+    """One exercise: the reference, the inputs, what to compare, and the typical mistakes with their hints.
+
+    `solution`: the model answer a lesson shows (default: the reference itself); smoke runs prove it passes."""
 
     name: str
     reference: Callable
@@ -130,35 +169,44 @@ class Exercise:
     rtol: float = 1e-4
     atol: float = 1e-6
     signature_hint: str = ""
+    solution: Callable | None = None
 
     def check(self, fn: Callable, smoke: bool | None = None) -> Verdict:
-        """Compare `fn` with the reference on every case; in smoke mode a stub is replaced by the reference."""
-        if smoke is None:
-            from ..datasets import smoke_mode
-            smoke = smoke_mode()
-        verdict = self._check(fn)
-        if smoke and verdict.message.startswith(f"{self.name} is not written yet"):
-            verdict = self._check(self.reference)
-            verdict.message = f"(smoke run: {self.name} is not written yet, so the reference was checked) " + verdict.message
-        if smoke and not verdict.ok:
-            raise AssertionError(verdict.message)
+        """The learner's verdict, in words whatever `fn` does; in smoke mode (CI) teachkit's solution is checked too,
+        and raises `AssertionError` if it fails."""
+        verdict = self.verdict(fn)
+        if smoke_mode() if smoke is None else smoke:
+            self.assert_solution_passes()
         return verdict
 
-    def _check(self, fn: Callable) -> Verdict:
+    def assert_solution_passes(self) -> None:
+        """Raise if teachkit's own solution fails this checker: a bug in teachkit, never the learner's."""
+        solution = self.reference if self.solution is None else self.solution
+        verdict = self.verdict(solution)
+        if not verdict.ok:
+            raise AssertionError(f"teachkit's solution to {self.name} fails its own checker: {verdict.message}")
+
+    def verdict(self, fn: Callable) -> Verdict:
+        """Compare `fn` with the reference on every case: the first difference in words, with a hint when we can."""
+        name = f"`{learner_name(fn, self.name)}`"
+        not_written = Verdict(False, f"your {name} is not written yet: replace the placeholder in its body (`raise "
+                                     "NotImplementedError`, `pass` or `...`) with your code, then run this cell again.")
+        if unwritten(fn):
+            return not_written
         for case in self.cases:
             expected = self.observe(self.reference, case.make())
             try:
                 got = self.observe(fn, case.make())
             except NotImplementedError:
-                return Verdict(False, f"{self.name} is not written yet: replace `raise NotImplementedError` with your code.")
+                return not_written
             except Exception as e:  # the learner's code failed: say how, in their terms
                 hint = f" {self.signature_hint}" if self.signature_hint and isinstance(e, TypeError) else ""
-                return Verdict(False, f"{case.name}: your {self.name} raised {_error_words(e)}.{hint}")
+                return Verdict(False, f"{case.name}: your {name} raised {_error_words(e)}.{hint}")
             diff = describe_difference(got, expected, self.rtol, self.atol)
             if diff is not None:
-                return Verdict(False, f"{case.name}: with your {self.name}, {diff}." + self._hint(got, case))
+                return Verdict(False, f"{case.name}: with your {name}, {diff}." + self._hint(got, case))
         checks = f"all {len(self.cases)} checks" if len(self.cases) > 1 else "the check"
-        return Verdict(True, f"{self.name} passes {checks}: it agrees with teachkit's reference.")
+        return Verdict(True, f"your {name} passes {checks}: it agrees with teachkit's reference.")
 
     def _hint(self, got: Observation, case: Case) -> str:
         """The hint of the first typical mistake whose observations equal the learner's, or a generic nudge."""

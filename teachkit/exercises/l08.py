@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from . import Case, Exercise, Mistake, Verdict
+from . import Case, Exercise, Mistake, Verdict, learner_name
 
 UNK = "#unk#"
 
@@ -68,10 +68,11 @@ LABEL_EXERCISE = Exercise("label_from_name", solution_label_from_name, LABEL_CAS
 
 def check_label_from_name(fn: Any) -> Verdict:
     """Check a learner's `label_from_name(fn)` on Paths and on strings."""
-    if LABEL_EXERCISE.check(fn, smoke=False).ok is False and _raises_on_str(fn):
-        return Verdict(False, "label_from_name fails on a str file name: start with Path(fn), so a str works as well "
-                              "as a Path.")
-    return LABEL_EXERCISE.check(fn)
+    verdict = LABEL_EXERCISE.check(fn)
+    if not verdict.ok and _raises_on_str(fn):
+        return Verdict(False, f"your `{learner_name(fn, 'label_from_name')}` fails on a str file name: start with "
+                              "Path(fn), so a str works as well as a Path.")
+    return verdict
 
 
 def _raises_on_str(fn: Any) -> bool:

@@ -26,18 +26,20 @@ def solution_lars_step(p: Tensor, lr: float, wd: float = 0.0, trust_coeff: float
     p.sub_(lr * ratio * (p.grad + wd * p))
 
 
-def _tensors(seed: int, bias_scale: float) -> tuple[Tensor, Tensor]:
-    """A weight (16x8) and a bias (16), each with a gradient; the bias is all zeros when bias_scale is 0."""
+def _tensors(seed: int, bias_scale: float, weight_grad_scale: float = 0.05) -> tuple[Tensor, Tensor]:
+    """A weight (16x8) and a bias (16), each with a gradient; the bias is all zeros when bias_scale is 0, the
+    weight's gradient when weight_grad_scale is 0."""
     g = torch.Generator().manual_seed(seed)
     w = (torch.randn(16, 8, generator=g) * 0.5).requires_grad_()
     b = (torch.randn(16, generator=g) * bias_scale).requires_grad_()
-    w.grad = torch.randn(16, 8, generator=g) * 0.05
+    w.grad = torch.randn(16, 8, generator=g) * weight_grad_scale
     b.grad = torch.randn(16, generator=g) * 0.1
     return w, b
 
 
 CASES = [Case("A weight and a zero-initialised bias", lambda: _tensors(0, 0.0)),
-         Case("A weight and a bias that has already moved", lambda: _tensors(1, 0.1))]
+         Case("A weight and a bias that has already moved", lambda: _tensors(1, 0.1)),
+         Case("A weight whose gradient is all zeros (weight decay alone moves it)", lambda: _tensors(2, 0.1, 0.0))]
 
 
 def _observe(step: Any, tensors: tuple[Tensor, Tensor]) -> dict[str, Tensor]:
@@ -60,6 +62,12 @@ def _per_element(p, lr, wd=0.0, trust_coeff=0.02, eps=1e-8, **kwargs):
 def _no_zero_fix(p, lr, wd=0.0, trust_coeff=0.02, eps=1e-8, **kwargs):
     w_norm, g_norm = p.norm(), p.grad.norm()
     p.sub_(lr * trust_coeff * w_norm / (g_norm + wd * w_norm + eps) * (p.grad + wd * p))
+
+
+def _only_zero_weight(p, lr, wd=0.0, trust_coeff=0.02, eps=1e-8, **kwargs):
+    w_norm, g_norm = p.norm(), p.grad.norm()
+    ratio = torch.where(w_norm == 0, 1.0, trust_coeff * w_norm / (g_norm + wd * w_norm + eps))
+    p.sub_(lr * ratio * (p.grad + wd * p))
 
 
 def _no_wd_in_ratio(p, lr, wd=0.0, trust_coeff=0.02, eps=1e-8, **kwargs):
@@ -91,6 +99,9 @@ def _not_in_place(p, lr, wd=0.0, trust_coeff=0.02, eps=1e-8, **kwargs):
 MISTAKES = [
     Mistake(_per_element, "is the trust ratio computed per tensor? It is one number for the whole tensor, "
                           "from its norms (p.norm(), p.grad.norm()), not one per element."),
+    Mistake(_only_zero_weight, "the ratio is 1 when ||g|| is 0 too, not only when ||w|| is 0: a tensor with no "
+                               "gradient then still decays by lr * wd * p, as it would in plain SGD "
+                               "(torch.where((w_norm == 0) | (g_norm == 0), 1.0, ratio))."),
     Mistake(_no_zero_fix, "when ||w|| or ||g|| is 0 the ratio must be 1: otherwise a zero-initialised bias gets "
                           "ratio 0 and never moves (torch.where((w_norm == 0) | (g_norm == 0), 1.0, ratio))."),
     Mistake(_no_wd_in_ratio, "the ratio's denominator is ||g|| + wd * ||w||: weight decay is part of the update "

@@ -1,8 +1,9 @@
 """Lesson 09b's exercise: a callback that stops training as soon as the loss is NaN, before it reaches the weights.
 
 The checker trains a small model whose loss turns NaN at the 4th training batch, with the learner's callback,
-and compares what happened with the reference: how fit ended, how many batches trained and stepped, and whether
-the weights are still finite.
+and compares what happened with the reference: how fit ended, how many batches trained and stepped, whether
+the weights and the gradients left in them are still finite, and whether a second fit, on a finite loss, keeps the
+weights finite (a NaN gradient left behind is added to at the next backward, and stepped on).
 """
 from __future__ import annotations
 
@@ -81,14 +82,29 @@ def _observe(cb_class: Any, args: tuple) -> dict[str, Any]:
             if isinstance(e, NotImplementedError):
                 raise
             ended = f"with {type(e).__name__}"
-    finite = all(bool(torch.isfinite(p).all()) for p in model.parameters())
-    return {"how fit ended": ended, "the number of training batches started": count.batches,
-            "the number of optimizer steps": count.steps, "whether the weights are finite after fit": finite}
+        seen = {"how fit ended": ended, "the number of training batches started": count.batches,
+                "the number of optimizer steps": count.steps,
+                "whether the weights are finite after fit": _finite(model, lambda p: p),
+                "whether the gradients left in the parameters are finite after fit": _finite(model, lambda p: p.grad)}
+        learn.loss_func = F.cross_entropy
+        learn.fit(1)
+    return {**seen, "whether the weights are finite after a second fit, on a finite loss": _finite(model, lambda p: p)}
+
+
+def _finite(model: nn.Module, part: Any) -> bool:
+    """True when `part(p)` (a parameter or its gradient; None: no gradient) is finite for every parameter."""
+    return all(part(p) is None or bool(torch.isfinite(part(p)).all()) for p in model.parameters())
 
 
 class _AfterBatch(Callback):
     def after_batch(self):
         if self.in_train and torch.isnan(self.loss):
+            raise CancelFitException()
+
+
+class _AfterBackward(Callback):
+    def after_backward(self):
+        if torch.isnan(self.loss):
             raise CancelFitException()
 
 
@@ -119,6 +135,9 @@ class _PlainError(Callback):
 MISTAKES = [
     Mistake(_AfterBatch, "by after_batch (or after_step) the NaN gradient is already in the weights: check in after_loss, before "
                          "backward and step run."),
+    Mistake(_AfterBackward, "by after_backward the NaN loss has been backpropagated: the gradients are NaN, fit stops "
+                            "before zero_grad, and the next fit adds its gradients to those NaNs and steps: NaN "
+                            "weights. Check in after_loss, before backward runs."),
     Mistake(_EqualsNaN, "NaN is not equal to anything, itself included, so `loss == float('nan')` is always False: use "
                         "torch.isnan(self.loss) (or torch.isfinite to catch inf too)."),
     Mistake(_CancelBatch, "CancelBatchException only skips this batch, and training goes on: raise CancelFitException to "

@@ -55,7 +55,8 @@ MISTAKES = [
 ]
 
 EXERCISE = Exercise("format_time", format_time, CASES, _observe, MISTAKES,
-                    signature_hint="It is called with one number of seconds and returns a str.")
+                    signature_hint="It is called with one number of seconds and returns a str.",
+                    solution=solution_format_time)
 
 
 def check_format_time(fn: Any) -> Verdict:

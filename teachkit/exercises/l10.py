@@ -77,7 +77,7 @@ MISTAKES = [
 
 EXERCISE = Exercise("rotation_matrix", _reference, CASES, _observe, MISTAKES, rtol=1e-5, atol=1e-5,
                     signature_hint="It is called as rotation_matrix(thetas, aspect): a 1-D tensor of angles in degrees "
-                                   "and width / height.")
+                                   "and width / height.", solution=solution_rotation_matrix)
 
 
 def check_rotation_matrix(fn: Any) -> Verdict:

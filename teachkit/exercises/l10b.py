@@ -30,7 +30,8 @@ def _mixup_inputs(seed: int, lam: float) -> tuple:
 
 
 MIXUP_CASES = [Case("A batch blended with lam = 0.7", lambda: _mixup_inputs(0, 0.7)),
-               Case("A batch blended with lam = 0.55", lambda: _mixup_inputs(1, 0.55))]
+               Case("A batch blended with lam = 0.55", lambda: _mixup_inputs(1, 0.55)),
+               Case("A batch blended with lam = 0.3 (the shuffled images weigh more)", lambda: _mixup_inputs(2, 0.3))]
 
 
 def _observe_mixup(fn: Any, inputs: tuple) -> dict[str, Any]:
@@ -46,7 +47,15 @@ def _observe_mixup(fn: Any, inputs: tuple) -> dict[str, Any]:
             "the cross-entropy MixUp loss": fn(F.cross_entropy, pred, yb, yb1, lam)}
 
 
+def _max_lam(loss_func, pred, yb, yb1, lam):
+    lam = max(lam, 1 - lam)  # the course does this when it mixes the images, not in the loss
+    return lam * loss_func(pred, yb) + (1 - lam) * loss_func(pred, yb1)
+
+
 MIXUP_MISTAKES = [
+    Mistake(_max_lam, "use lam as it is given: the images were blended with it, so the losses must be too. "
+                      "max(lam, 1 - lam) belongs where the images are mixed (the course's MixUp callback); inside the "
+                      "loss it swaps the weights whenever lam < 0.5."),
     Mistake(lambda lf, p, y, y1, lam: (1 - lam) * lf(p, y) + lam * lf(p, y1),
             "lam goes with the batch's own targets yb (the image that weighs lam in the blend), 1 - lam with yb1."),
     Mistake(lambda lf, p, y, y1, lam: (lf(p, y) + lf(p, y1)) / 2,

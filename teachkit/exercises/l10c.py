@@ -23,20 +23,21 @@ def solution_unscale_grads(params: list[Tensor], scale: float) -> bool:
     return all(bool(p.grad.isfinite().all()) for p in params)
 
 
-def _params(seed: int, bad: float | None) -> tuple:
-    """Two parameters whose gradients were scaled by 1024; `bad` (inf or NaN) is written into one gradient."""
+def _params(seed: int, bad: float | None, where: int = 1) -> tuple:
+    """Two parameters whose gradients were scaled by 1024; `bad` (inf or NaN) is written into gradient `where`."""
     g = torch.Generator().manual_seed(seed)
     ps = [torch.randn(4, 3, generator=g).requires_grad_(), torch.randn(3, generator=g).requires_grad_()]
     for p in ps:
         p.grad = torch.randn(p.shape, generator=g) * 1024
     if bad is not None:
-        ps[1].grad[2] = bad
+        ps[where].grad[2] = bad
     return ps, 1024.0
 
 
 UNSCALE_CASES = [Case("Finite gradients scaled by 1024", lambda: _params(0, None)),
                  Case("A gradient that overflowed to inf", lambda: _params(1, float("inf"))),
-                 Case("A gradient that became NaN (inf - inf)", lambda: _params(2, float("nan")))]
+                 Case("A gradient that became NaN (inf - inf)", lambda: _params(2, float("nan"))),
+                 Case("An inf in the first of two gradients (the last is finite)", lambda: _params(3, float("inf"), 0))]
 
 
 def _observe_unscale(fn: Any, inputs: tuple) -> dict[str, Any]:
@@ -67,7 +68,17 @@ def _not_in_place(params, scale):
     return all(bool(g.isfinite().all()) for g in grads)
 
 
+def _last_only(params, scale):
+    for p in params:
+        p.grad.div_(scale)
+        ok = bool(p.grad.isfinite().all())  # overwritten by the next parameter: only the last one decides
+    return ok
+
+
 UNSCALE_MISTAKES = [
+    Mistake(_last_only, "every gradient must be finite, not just the last one your loop looked at: with an inf in the "
+                        "first and a finite last, the step would go ahead on an inf. Decide over all of them: "
+                        "all(bool(p.grad.isfinite().all()) for p in params)."),
     Mistake(_multiply, "the loss was multiplied by the scale, so the gradients are too big: divide them by it."),
     Mistake(_inf_only, "a NaN is an overflow too (inf - inf, 0 * inf): test with isfinite(), which catches both, "
                        "not with isinf()."),
@@ -98,15 +109,24 @@ def solution_update_scale(scale: float, good_steps: int, found_inf: bool, growth
 
 
 EVENTS = [False, False, True, False, False, False, False, True, True, False, False, False, False]
-"""Overflow or not at each step of the checker's run (growth interval 3, scale 1024 at the start)."""
+"""Overflow or not at each step of the checker's first run (growth interval 3, scale 1024 at the start)."""
 
-UPDATE_CASES = [Case("13 steps from scale 1024 with two overflows, growth interval 3", lambda: (1024.0, 3))]
+LONG_RUN = [False] * 8
+"""Eight good steps in a row: with growth interval 3 the scale doubles twice, after steps 3 and 6."""
+
+OVERFLOWS = [True, True, True, True, False, False, False]
+"""Overflow after overflow from scale 4: the scale goes below 1 (2, 1, 0.5, 0.25), then grows back to 0.5."""
+
+UPDATE_CASES = [Case("13 steps from scale 1024 with two overflows, growth interval 3", lambda: (1024.0, 3, EVENTS)),
+                Case("8 good steps in a row from scale 1024, growth interval 3", lambda: (1024.0, 3, LONG_RUN)),
+                Case("4 overflows in a row from scale 4, then 3 good steps, growth interval 3",
+                     lambda: (4.0, 3, OVERFLOWS))]
 
 
 def _observe_update(fn: Any, inputs: tuple) -> dict[str, Any]:
-    scale, interval = inputs
+    scale, interval, events = inputs
     good, out = 0, {}
-    for i, inf in enumerate(EVENTS, 1):
+    for i, inf in enumerate(events, 1):
         scale, good = fn(scale, good, inf, interval)
         out[f"the scale after step {i} ({'overflow' if inf else 'no overflow'})"] = (
             int(scale) if float(scale).is_integer() else scale)
@@ -137,7 +157,24 @@ def _one_step_late(scale, good_steps, found_inf, growth_interval):
     return (scale * 2, 0) if good_steps > growth_interval else (scale, good_steps)
 
 
+def _count_on_after_growth(scale, good_steps, found_inf, growth_interval):
+    if found_inf:
+        return scale / 2, 0
+    good_steps += 1
+    return (scale * 2 if good_steps == growth_interval else scale), good_steps
+
+
+def _floor_halving(scale, good_steps, found_inf, growth_interval):
+    if found_inf:
+        return scale // 2, 0
+    return solution_update_scale(scale, good_steps, False, growth_interval)
+
+
 UPDATE_MISTAKES = [
+    Mistake(_count_on_after_growth, "after doubling, set good_steps back to 0: counting on past growth_interval, "
+                                    "the count never equals it again, so the scale grows once and never again."),
+    Mistake(_floor_halving, "halve with scale / 2: `//` rounds down to a whole number, so from scale 1 an overflow "
+                            "gives 0 instead of 0.5, and a zero scale zeroes every gradient (and stays 0)."),
     Mistake(_double_on_overflow, "an overflow means the scale is too big: halve it (scale / 2)."),
     Mistake(_no_reset_on_overflow, "after an overflow start counting good steps from 0 again: growth needs "
                                    "growth_interval good steps *in a row*."),

@@ -28,7 +28,8 @@ SHORTCUT_CASES = [Case("8 -> 8 channels, stride 1", lambda: (8, 8, 1)),
 
 def _observe_shortcut(fn: Any, args: tuple) -> dict[str, Any]:
     """Build the shortcut, give every conv the same seeded weights and every BatchNorm its fresh (identity) statistics,
-    and run it in eval mode on a seeded 7x7 batch."""
+    and run it on a seeded 7x7 batch in eval mode, then in training mode: there BatchNorm normalises with the batch's
+    statistics, which tells a BatchNorm after the pool from one before it (in eval mode pool and 1x1 conv commute)."""
     m = fn(*args)
     if not isinstance(m, nn.Module):
         return {"what shortcut returns": type(m).__name__}
@@ -41,8 +42,10 @@ def _observe_shortcut(fn: Any, args: tuple) -> dict[str, Any]:
                     c.bias.zero_()
         x = torch.randn(2, args[0], 7, 7, generator=g)
         out = m.eval()(x)
+        out_train = m.train()(x)
     return {"what shortcut returns": "an nn.Module", "the output's shape": tuple(out.shape),
-            "the number of parameters": sum(p.numel() for p in m.parameters()), "the output": out}
+            "the number of parameters": sum(p.numel() for p in m.parameters()), "the output": out,
+            "the output in training mode (BatchNorm normalising with the batch's statistics)": out_train}
 
 
 def _strided_conv(ni, nf, stride=1):
@@ -84,7 +87,16 @@ def _no_batchnorm(ni, nf, stride=1):
     return nn.Sequential(*layers)
 
 
+def _conv_before_pool(ni, nf, stride=1):
+    layers = [ConvBN(ni, nf, ks=1, act_cls=None)] if ni != nf else []
+    layers += [nn.AvgPool2d(2, ceil_mode=True)] if stride != 1 else []
+    return nn.Sequential(*layers)
+
+
 SHORTCUT_MISTAKES = [
+    Mistake(_conv_before_pool, "pool first, then the 1x1 conv: nn.AvgPool2d(2, ceil_mode=True), then ConvBN(ni, nf, ks=1, "
+                               "act_cls=None). After the pool the conv runs on 4x fewer pixels, and in training its "
+                               "BatchNorm normalises the pooled map, as the branch's BatchNorms do."),
     Mistake(_strided_conv, "a strided 1x1 conv reads one pixel in four and ignores the rest: that is the 2015 ResNet. "
                            "XResNet averages 2x2 pixels with nn.AvgPool2d(2, ceil_mode=True), which has no parameters, "
                            "and adds the 1x1 conv (stride 1) only when the channels change."),
