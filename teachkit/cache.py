@@ -8,7 +8,6 @@ students stays readable. A full disk or an unwritable folder raises `CacheWriteE
 from __future__ import annotations
 
 import errno
-import os
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
