@@ -9,21 +9,25 @@ Environment variables:
 """
 from __future__ import annotations
 
+import contextlib
 import gzip
 import lzma
 import os
 import shutil
 import tarfile
-import tempfile
 import urllib.error
 import urllib.request
 import zlib
 from pathlib import Path
+from typing import BinaryIO
 
+from .cache import CacheWriteError, make_temp_dir, open_temp_file, write_error, writing
+from .imagenette_classes import IMAGENETTE_CLASSES
 from .lookalike import make_imagenette_like
 from .progress import progress_bar
 
-__all__ = ["URLs", "IMAGENETTE_CLASSES", "DownloadError", "CorruptArchiveError", "smoke_mode", "data_dir",
+__all__ = ["URLs", "IMAGENETTE_CLASSES", "DownloadError", "CorruptArchiveError", "CacheWriteError", "smoke_mode",
+           "data_dir",
            "valid_folder_name", "download_url", "untar_data", "imagenette"]
 
 
@@ -42,12 +46,6 @@ class URLs:
     IMAGENETTE_V1_160 = f"{S3}imagenette-160.tgz"
     IMAGENETTE_V1_320 = f"{S3}imagenette-320.tgz"
 
-
-IMAGENETTE_CLASSES = {
-    "n01440764": "tench", "n02102040": "English springer", "n02979186": "cassette player", "n03000684": "chain saw",
-    "n03028079": "church", "n03394916": "French horn", "n03417042": "garbage truck", "n03425413": "gas pump",
-    "n03445777": "golf ball", "n03888605": "parachute"}
-"""Imagenette's WordNet ids (its folder names) and what they are."""
 
 class DownloadError(ConnectionError):
     """A dataset could not be downloaded; the message says where to put the file by hand."""
@@ -102,40 +100,59 @@ def _offline_message(url: str, archive: Path, why: str) -> str:
 
 def download_url(url: str, dest: str | os.PathLike, timeout: float = 30, chunk_size: int = 1 << 20,
                  show_progress: bool = True) -> Path:
-    """Download `url` to `dest` through a temporary file renamed at the end: `dest` exists only when complete."""
+    """Download `url` to `dest` through a temporary file renamed at the end: `dest` exists only when complete.
+
+    A network failure raises `DownloadError` (what to do offline); a failure to write here (a full disk, a
+    read-only folder) raises `CacheWriteError` (where). Either way the temporary file is removed.
+    """
     dest = Path(dest)
     if _env_flag("TEACHKIT_OFFLINE"):
         raise DownloadError(_offline_message(url, dest, "TEACHKIT_OFFLINE is set"))
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    with writing(dest):
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp, f = open_temp_file(dest, ".part")
     try:
-        with os.fdopen(fd, "wb") as f, urllib.request.urlopen(urllib.request.Request(
-                url, headers={"User-Agent": "teachkit"}), timeout=timeout) as r:
-            total, got = int(r.headers.get("Content-Length") or 0), 0
-            pbar = progress_bar(range(total), leave=False, comment=f"downloading {dest.name}") if show_progress and total else None
-            if pbar is not None:
-                pbar.update(0)
-            while chunk := r.read(chunk_size):
-                f.write(chunk)
-                got += len(chunk)
-                if pbar is not None:
-                    pbar.update(got)
+        got, total = _copy_url(url, f, dest, timeout, chunk_size, show_progress)
         if total and got != total:
             raise DownloadError(f"Download of {url} stopped after {got:,} of {total:,} bytes (connection closed). "
                                 f"Nothing was kept; run again to retry, or put the file at {dest} by hand.")
-        os.replace(tmp, dest)
+        with writing(dest):
+            os.replace(tmp, dest)
         return dest
+    except (DownloadError, CacheWriteError):
+        raise
     except urllib.error.HTTPError as e:
         raise DownloadError(_offline_message(url, dest, f"HTTP {e.code} {e.reason}")) from e
     except urllib.error.URLError as e:
         raise DownloadError(_offline_message(url, dest, str(e.reason))) from e
-    except DownloadError:
-        raise
     except (OSError, ValueError) as e:  # timeouts, resets, http.client errors
         raise DownloadError(_offline_message(url, dest, f"{type(e).__name__}: {e}")) from e
     finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        with contextlib.suppress(OSError):  # the file is thrown away: flushing what a full disk refused can't matter
+            f.close()
+        tmp.unlink(missing_ok=True)
+
+
+def _copy_url(url: str, f: BinaryIO, dest: Path, timeout: float, chunk_size: int,
+              show_progress: bool) -> tuple[int, int]:
+    """Stream `url` into the open file `f` and close it: (bytes received, bytes announced or 0).
+
+    Only the writes are wrapped in `writing`, so a full disk is told apart from a dropped connection."""
+    with urllib.request.urlopen(urllib.request.Request(url, headers={"User-Agent": "teachkit"}), timeout=timeout) as r:
+        total, got = int(r.headers.get("Content-Length") or 0), 0
+        pbar = (progress_bar(range(total), leave=False, comment=f"downloading {dest.name}")
+                if show_progress and total else None)
+        if pbar is not None:
+            pbar.update(0)
+        while chunk := r.read(chunk_size):
+            with writing(dest):
+                f.write(chunk)
+            got += len(chunk)
+            if pbar is not None:
+                pbar.update(got)
+    with writing(dest):
+        f.close()  # flushing the last bytes can fill the disk too
+    return got, total
 
 
 def _extract_all(tf: tarfile.TarFile, dest: Path) -> None:
@@ -149,24 +166,30 @@ def _extract_all(tf: tarfile.TarFile, dest: Path) -> None:
     tf.extractall(dest)
 
 
+_ARCHIVE_ERRORS = (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, lzma.LZMAError)
+
+
 def _extract(archive: Path, dest: Path) -> Path:
     """Extract into a temporary folder next to `dest`, then rename it: `dest` exists only when complete."""
-    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".extracting"))
+    with writing(dest):
+        tmp = make_temp_dir(dest, ".extracting")
     try:
         try:
             with tarfile.open(archive) as tf:
                 _extract_all(tf, tmp)
-        except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, lzma.LZMAError) as e:
+        except _ARCHIVE_ERRORS as e:
             archive.unlink(missing_ok=True)
             raise CorruptArchiveError(f"Could not extract {archive} ({type(e).__name__}: {e}): the file is damaged or "
                                       "not an archive. It has been deleted; run again to download it again.") from e
+        except OSError as e:  # a full disk, most likely: the archive is fine, keep it
+            raise write_error(e, dest) from e
         entries = [p for p in tmp.iterdir() if not p.name.startswith(".")]
         src = entries[0] if len(entries) == 1 and entries[0].is_dir() else tmp  # archives usually hold one folder
         try:
             src.rename(dest)
-        except OSError:
+        except OSError as e:
             if not dest.is_dir():  # another process finishing first is fine; anything else is not
-                raise
+                raise write_error(e, dest) from e
         return dest
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -196,7 +219,8 @@ def imagenette(size: int | None = 160, dest: str | os.PathLike | None = None) ->
     tells too.
 
     The generated set has 700 train + 300 val images. With `TEACHKIT_SMOKE=1` (quick test runs of the
-    lessons) it is always a tiny generated set, 100 + 50 images, and nothing is downloaded.
+    lessons) it is always a tiny generated set, 100 + 50 images, and nothing is downloaded. A cache that
+    can't be written (a full disk) raises `CacheWriteError` rather than falling back: nothing would fit there.
     """
     urls = {160: URLs.IMAGENETTE_160, 320: URLs.IMAGENETTE_320, None: URLs.IMAGENETTE}
     if size not in urls:

@@ -6,11 +6,12 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 from .utils import listify
 
-__all__ = ["image_extensions", "normalize_extensions", "get_files", "ImageLoadError", "open_image"]
+__all__ = ["image_extensions", "normalize_extensions", "get_files", "to_8bit", "ImageLoadError", "open_image"]
 
 image_extensions: set[str] = {k for k, v in mimetypes.types_map.items() if v.startswith("image/")}
 """Every extension `mimetypes` knows as an image, lower-case with the dot: '.jpg', '.jpeg', '.png', ..."""
@@ -24,7 +25,10 @@ def normalize_extensions(extensions: str | Iterable[str] | None) -> set[str]:
 
 
 def _scan(folder: Path, extensions: set[str]) -> tuple[list[Path], list[str]]:
-    """Files of `folder` (sorted, filtered, hidden ones skipped) and the names of its visible sub-folders."""
+    """Files of `folder` (sorted, filtered, hidden ones skipped) and the names of its visible sub-folders.
+
+    A link to a folder is neither, as with `os.walk`: it isn't walked into (a link loop would never end, a link
+    to `valid/` inside `train/` would leak validation images into training). A link to a file is a file."""
     files, dirs = [], []
     with os.scandir(folder) as it:  # scandir tells files from folders without a `stat` call per file
         for e in it:
@@ -32,7 +36,8 @@ def _scan(folder: Path, extensions: set[str]) -> tuple[list[Path], list[str]]:
             if name.startswith("."):
                 continue
             if e.is_dir():
-                dirs.append(name)
+                if not e.is_symlink():
+                    dirs.append(name)
             elif not extensions or (i := name.rfind(".")) > 0 and name[i:].lower() in extensions:
                 files.append(name)
     return _children(folder, sorted(files)), sorted(dirs)
@@ -51,8 +56,9 @@ def get_files(path: PathLike, extensions: str | Iterable[str] | None = None, rec
               include: Iterable[str] | None = None) -> list[Path]:
     """Files under `path` with one of `extensions` (any case; all when None), sorted, hidden files and folders skipped.
 
-    `recurse` walks sub-folders with `os.scandir` (no `stat` call per file, which is why it is fast);
-    `include` limits the walk to these top-level sub-folders, e.g. `['train']`.
+    `recurse` walks sub-folders with `os.scandir` (no `stat` call per file, which is why it is fast), not
+    following links to folders, as `os.walk` doesn't; `include` limits the walk to these top-level
+    sub-folders, e.g. `['train']`.
     """
     path = Path(path)
     if not path.is_dir():
@@ -72,6 +78,19 @@ def get_files(path: PathLike, extensions: str | Iterable[str] | None = None, rec
     return res
 
 
+_16_BIT_MODES = {"I;16", "I;16L", "I;16B", "I;16N", "I"}  # "I": how Pillow before 11 opens a 16-bit PNG
+
+
+def to_8bit(im: Image.Image) -> Image.Image:
+    """A 16-bit grayscale image as 8-bit 'L', each value v becoming v >> 8 (65535 -> 255); other images unchanged.
+
+    Pillow's own `convert('L')` or `convert('RGB')` clips instead: every value above 255, most of a 16-bit
+    picture, would turn white."""
+    if im.mode not in _16_BIT_MODES:
+        return im
+    return Image.fromarray((np.asarray(im).clip(0, 65535) >> 8).astype(np.uint8))
+
+
 class ImageLoadError(OSError):
     """An image file could not be opened or decoded; the message names the file."""
 
@@ -79,6 +98,7 @@ class ImageLoadError(OSError):
 def open_image(fn: PathLike, tfms: Callable | Sequence[Callable] | None = None) -> Image.Image:
     """Open and decode `fn`, letting `tfms` with a `before_load` hook (JPEG draft mode) act before decoding.
 
+    16-bit grayscale images (PNG, TIFF) come back as 8-bit 'L', scaled (see `to_8bit`).
     Corrupt or truncated files raise `ImageLoadError` naming the file. Truncated JPEGs are refused
     rather than silently padded with gray; set `PIL.ImageFile.LOAD_TRUNCATED_IMAGES = True` to load them.
     """
@@ -89,7 +109,7 @@ def open_image(fn: PathLike, tfms: Callable | Sequence[Callable] | None = None) 
             if hasattr(t, "before_load"):
                 t.before_load(im)
         im.load()
-        return im
+        return to_8bit(im)
     except Exception as e:
         if im is not None:
             im.close()

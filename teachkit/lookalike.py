@@ -1,21 +1,25 @@
 """A generated stand-in for Imagenette, for offline machines and quick test runs: same layout, learnable classes.
 
-Ten classes named by Imagenette's synset ids, each a shape with a colour, drawn at a random place, size and tilt
-on a noisy background with distractors. `teachkit.datasets.imagenette()` falls back to it when it can't download.
+Ten classes named by Imagenette's synset ids (from `IMAGENETTE_CLASSES`, the one table of them), each a shape with a
+colour, drawn at a random place, size and tilt on a noisy background with distractors.
+`teachkit.datasets.imagenette()` falls back to it when it can't download.
 """
 from __future__ import annotations
 
 import colorsys
+import contextlib
 import json
 import math
 import os
 import random
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+from .cache import make_temp_dir, temp_name, write_error, writing
+from .imagenette_classes import IMAGENETTE_CLASSES
 
 __all__ = ["make_imagenette_like", "is_synthetic"]
 
@@ -42,13 +46,11 @@ def _poly(kind: str) -> list[tuple[float, float]]:
     return shapes[kind]
 
 
-# Imagenette's synset ids (its classes, in its order) -> (shape, hue in degrees).
-# Hues are 36 degrees apart and jittered; shapes differ too.
-_STYLES = {
-    "n01440764": ("fish", 100), "n02102040": ("triangle", 30), "n02979186": ("wide_rect", 220),
-    "n03000684": ("saw", 0), "n03028079": ("cross", 280), "n03394916": ("ring", 50),
-    "n03417042": ("hexagon", 140), "n03425413": ("tall_bar", 330), "n03445777": ("circle", 190),
-    "n03888605": ("dome", 250)}
+# Each class's (shape, hue in degrees), in IMAGENETTE_CLASSES's order: hues 36 degrees apart (and jittered),
+# shapes differ too.
+_STYLES = dict(zip(IMAGENETTE_CLASSES, [
+    ("fish", 100), ("triangle", 30), ("wide_rect", 220), ("saw", 0), ("cross", 280), ("ring", 50), ("hexagon", 140),
+    ("tall_bar", 330), ("circle", 190), ("dome", 250)], strict=True))
 
 
 def _rgb(hue: float, sat: float, val: float) -> tuple[int, int, int]:
@@ -89,49 +91,102 @@ def make_imagenette_like(path: str | os.PathLike, n_train: int = 700, n_valid: i
     Each class is a shape with a colour (jittered), at a random place, size and tilt, on a noisy
     background with distractors. Images have `short_side` pixels on their short side (varied 160-500
     when None) and varied aspect ratios; about 1 in 30 is grayscale and 1 in 90 CMYK, as real photos
-    sometimes are. Generation is atomic and cached: calling again with the same arguments returns `path`.
+    sometimes are. Generation is atomic and cached: calling again with the same arguments returns `path`,
+    two processes generating it at once both get it, and a set an older teachkit made with other class ids
+    is made again.
     """
     path = Path(path).expanduser()
-    params = {"n_train": n_train, "n_valid": n_valid, "seed": seed, "short_side": short_side}
-    marker = path / _SYNTHETIC_MARKER
-    if marker.exists() and json.loads(marker.read_text()) == params:
+    params = {"n_train": n_train, "n_valid": n_valid, "seed": seed, "short_side": short_side,
+              "classes": list(IMAGENETTE_CLASSES)}
+    if _made_with(path, params):
         return path
-    if path.exists() and any(path.iterdir()):
-        raise ValueError(f"{path} already exists and is not this generated dataset ({params}). "
-                         "Delete it, or choose another path.")
-    if n_train < 10 or n_valid < 10:
-        raise ValueError(f"make_imagenette_like needs at least one image per class in each split: n_train and n_valid >= 10, "
-                         f"got {n_train} and {n_valid}.")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    rng, synsets = random.Random(seed), list(_STYLES)
-    side = int(max(500, short_side or 0) * 1.8) + 1  # the biggest image fits in one noise crop
-    noise = np.random.default_rng(seed).integers(0, 256, (side, side, 3), dtype=np.uint8)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".generating"))
+    _check_can_make(path, params)
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = make_temp_dir(path, ".generating")
     try:
-        k = 0
-        for split, n in (("train", n_train), ("val", n_valid)):
-            for i in range(n):
-                synset = synsets[i % 10]
-                short = short_side or rng.randrange(160, 501)
-                long = int(short * rng.choice([1.0, 1.25, 1.33, 1.5, rng.uniform(1.0, 1.8)]))
-                w, h = (long, short) if rng.random() < 0.7 else (short, long)
-                im = _synthetic_image(rng, noise, synset, w, h)
-                if k % 30 == 7:
-                    im = im.convert("L")
-                elif k % 90 == 13:
-                    im = im.convert("CMYK")
-                name = f"{synset}_{10000 + i}.JPEG" if split == "train" else f"ILSVRC2012_val_{k:08d}.JPEG"
-                folder = tmp / split / synset
-                folder.mkdir(parents=True, exist_ok=True)
-                im.save(folder / name, quality=rng.randrange(80, 96))
-                k += 1
-        (tmp / _SYNTHETIC_MARKER).write_text(json.dumps(params))
-        if path.exists():
-            path.rmdir()  # empty, checked above
-        tmp.rename(path)
+        with writing(path):
+            _draw_dataset(tmp, n_train, n_valid, seed, short_side)
+            (tmp / _SYNTHETIC_MARKER).write_text(json.dumps(params))
+        _move_into_place(tmp, path, params)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return path
+
+
+def _draw_dataset(folder: Path, n_train: int, n_valid: int, seed: int, short_side: int | None) -> None:
+    """Draw every image into `folder/train/<synset>/` and `folder/val/<synset>/`, the classes taking turns."""
+    rng, synsets = random.Random(seed), list(_STYLES)
+    side = int(max(500, short_side or 0) * 1.8) + 1  # the biggest image fits in one noise crop
+    noise = np.random.default_rng(seed).integers(0, 256, (side, side, 3), dtype=np.uint8)
+    k = 0
+    for split, n in (("train", n_train), ("val", n_valid)):
+        for i in range(n):
+            synset = synsets[i % 10]
+            short = short_side or rng.randrange(160, 501)
+            long = int(short * rng.choice([1.0, 1.25, 1.33, 1.5, rng.uniform(1.0, 1.8)]))
+            w, h = (long, short) if rng.random() < 0.7 else (short, long)
+            im = _synthetic_image(rng, noise, synset, w, h)
+            if k % 30 == 7:
+                im = im.convert("L")
+            elif k % 90 == 13:
+                im = im.convert("CMYK")
+            name = f"{synset}_{10000 + i}.JPEG" if split == "train" else f"ILSVRC2012_val_{k:08d}.JPEG"
+            (folder / split / synset).mkdir(parents=True, exist_ok=True)
+            im.save(folder / split / synset / name, quality=rng.randrange(80, 96))
+            k += 1
+
+
+def _marker(path: Path) -> dict | None:
+    """The arguments a generated set at `path` was made with (None when `path` isn't one)."""
+    try:
+        return json.loads((path / _SYNTHETIC_MARKER).read_text())
+    except FileNotFoundError:
+        return None
+
+
+def _made_with(path: Path, params: dict) -> bool:
+    return _marker(path) == params
+
+
+def _outdated(path: Path) -> bool:
+    """True for a set generated by an older teachkit with other class ids (parachute's was once wrong)."""
+    made = _marker(path)
+    return made is not None and made.get("classes") != list(IMAGENETTE_CLASSES)
+
+
+def _check_can_make(path: Path, params: dict) -> None:
+    """Refuse to generate over other data, or too few images for ten classes."""
+    if path.exists() and any(path.iterdir()) and not _outdated(path):
+        args = ", ".join(f"{k}={v}" for k, v in params.items() if k != "classes")
+        raise ValueError(f"{path} already exists and is not this generated dataset ({args}). "
+                         "Delete it, or choose another path.")
+    if params["n_train"] < 10 or params["n_valid"] < 10:
+        raise ValueError(f"make_imagenette_like needs at least one image per class in each split: n_train and n_valid >= 10, "
+                         f"got {params['n_train']} and {params['n_valid']}.")
+
+
+def _move_into_place(tmp: Path, path: Path, params: dict) -> None:
+    """Rename the finished `tmp` to `path`. Another process that generated the same set meanwhile (two notebooks
+    started at once) counts as success: its set is kept and `tmp` is dropped."""
+    try:
+        if not _made_with(path, params):
+            _make_room(path)
+            tmp.rename(path)
+    except OSError as e:
+        if not _made_with(path, params):
+            raise write_error(e, path) from e
+
+
+def _make_room(path: Path) -> None:
+    """Take away what is at `path` and may be replaced: an outdated generated set, or an empty folder."""
+    old = temp_name(path, ".outdated")
+    with contextlib.suppress(FileNotFoundError):  # nothing there, or another process took it away first
+        if _outdated(path):
+            path.rename(old)
+        else:
+            path.rmdir()  # empty, checked before generating; fails if another process filled it meanwhile
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def is_synthetic(path: str | os.PathLike) -> bool:

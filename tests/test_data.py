@@ -13,6 +13,7 @@ from torch import nn
 
 from teachkit.data import (CategoryProcessor, ImageList, ItemList, LabeledData, ListContainer, SplitData, channel_stats,
                            grandparent_splitter, label_by_func, normalize_chan, parent_labeler, random_splitter)
+from teachkit import files as tk_files
 from teachkit.databunch import DataBunch, databunchify, show_batch
 from teachkit.datasets import IMAGENETTE_CLASSES
 from teachkit.files import ImageLoadError, get_files, image_extensions, open_image
@@ -344,3 +345,41 @@ def test_get_files_equals_the_plain_walk(tree):
         expected += [Path(folder) / f for f in sorted(files) if not f.startswith(".")
                      and Path(f).suffix.lower() in image_extensions]
     assert get_files(tree, image_extensions, recurse=True) == expected and len(expected) > 50
+
+
+def walk_reference(path: Path) -> list[Path]:
+    """What `os.walk` (followlinks=False, the default) lists, in name order, hidden entries skipped."""
+    import os
+    expected = []
+    for folder, dirs, files in os.walk(path):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        expected += [Path(folder) / f for f in sorted(files) if not f.startswith(".")]
+    return expected
+
+
+def test_get_files_does_not_follow_links_to_folders_as_os_walk_doesnt(tmp_path):
+    for name in ["train/tench/a.jpg", "train/tench/b.jpg", "valid/tench/c.jpg"]:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / "train" / "x").symlink_to(Path("..") / "valid", target_is_directory=True)  # valid/ inside train/
+    (tmp_path / "train" / "loop").symlink_to(Path(".."), target_is_directory=True)  # a link loop
+    (tmp_path / "train" / "tench" / "d.jpg").symlink_to(Path("a.jpg"))  # a linked file is still a file
+    files = get_files(tmp_path, recurse=True)
+    assert files == walk_reference(tmp_path)
+    assert [f.relative_to(tmp_path).as_posix() for f in files] == [
+        "train/tench/a.jpg", "train/tench/b.jpg", "train/tench/d.jpg", "valid/tench/c.jpg"]
+    assert get_files(tmp_path / "train", recurse=True) == walk_reference(tmp_path / "train")  # no validation leak
+
+
+def test_16_bit_images_are_scaled_not_clipped(tmp_path):
+    gradient = (np.arange(64 * 32, dtype=np.uint32) * 32).astype(np.uint16).reshape(32, 64)  # 0 ... 65504
+    Image.fromarray(gradient).save(tmp_path / "gray16.png")  # a 16-bit grayscale PNG
+    assert Image.open(tmp_path / "gray16.png").mode.startswith("I")
+    expected = torch.from_numpy((gradient // 257).astype(np.int64))  # each 16-bit value in 8 bits
+    x = ImageList([tmp_path / "gray16.png"], tmp_path, tfms=[make_rgb, to_byte_tensor])[0]
+    assert x.shape == (3, 32, 64) and x.dtype == torch.uint8
+    assert (x.long() - expected).abs().max() <= 1  # v >> 8 and v // 257 differ by at most 1; clipping: by ~250
+    assert len(x[0].unique()) == 256  # the whole gradient, not a white picture
+    im = np.array(open_image(tmp_path / "gray16.png"))
+    as_int32 = Image.fromarray(gradient.astype(np.int32))  # mode "I": how older Pillows open a 16-bit PNG
+    assert np.array_equal(np.array(tk_files.to_8bit(as_int32)), im) and np.array_equal(im, x[0].numpy())
