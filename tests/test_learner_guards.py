@@ -39,6 +39,11 @@ def worker_dls(n_workers: int = 2) -> DataBunch:
                      DataLoader(TensorDataset(x[128:], y[128:]), 64, **kw), c_in=8, c_out=4)
 
 
+def children() -> set[int]:
+    """The pids of this process's live child processes (DataLoader workers are children)."""
+    return {p.pid for p in mp.active_children()}
+
+
 class WorkerPids(Callback):
     """The pids of the training DataLoader's worker processes, seen in each epoch."""
 
@@ -50,14 +55,15 @@ class WorkerPids(Callback):
 
 
 def test_workers_stay_for_the_whole_fit_and_stop_when_it_ends():
-    pids = WorkerPids()
+    pids, before = WorkerPids(), children()
     learn = Learner(mlp(), worker_dls(), lr=0.1, cbs=[pids])
     learn.fit(3)
     assert len(pids.seen) == 3 and len(pids.seen[0]) == 2 and pids.seen[0] == pids.seen[1] == pids.seen[2]
-    assert mp.active_children() == []  # the train and valid workers are gone, without waiting for a GC
+    assert set(pids.seen[0]) & before == set()
+    assert children() == before  # the train and valid workers are gone, without waiting for a GC
     assert learn.dls.train_dl._iterator is None and learn.dls.valid_dl._iterator is None
     learn.fit(1)  # and the data works again: new workers for the new fit
-    assert mp.active_children() == []
+    assert children() == before
 
 
 def test_workers_stop_after_an_interrupted_fit_too():
@@ -66,22 +72,23 @@ def test_workers_stop_after_an_interrupted_fit_too():
             if self.in_train and self.n_iter == 2:
                 raise KeyboardInterrupt
 
+    before = children()
     learn = Learner(mlp(), worker_dls(), lr=0.1)
     with pytest.raises(KeyboardInterrupt):
         learn.fit(2, cbs=CtrlC())
-    assert mp.active_children() == []
+    assert children() == before
 
 
 def test_databunch_close_and_context_manager_stop_the_workers():
-    dls = worker_dls()
+    before, dls = children(), worker_dls()
     next(iter(dls.train_dl))
-    assert len(mp.active_children()) == 2
+    assert len(children() - before) == 2
     dls.close()
-    assert mp.active_children() == []
+    assert children() == before
     with worker_dls() as dls:
         next(iter(dls.valid_dl))
-        assert len(mp.active_children()) == 2
-    assert mp.active_children() == []
+        assert len(children() - before) == 2
+    assert children() == before
 
 
 # ------------------------------------------------------------------ divergence
