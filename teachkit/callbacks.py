@@ -1,34 +1,32 @@
-"""The callbacks of lessons 09b/09c: metrics, recording, scheduling, the LR finder, devices, progress."""
+"""The callbacks of lessons 09b/09c: metrics, recording, scheduling, the LR finder, devices, progress, checkpoints."""
 from __future__ import annotations
 
+import copy
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import matplotlib.pyplot as plt
 import torch
 from fastprogress.fastprogress import format_time
 
-from .learner import CancelFitException, Callback
+from .learner import CancelFitException, Callback, hypers_of
 from .progress import aligned_row, master_bar, progress_bar
 from .schedule import Schedule, sched_exp
 from .utils import default_device, listify
 
 __all__ = ["AvgStats", "AvgStatsCallback", "accuracy", "Recorder", "ParamScheduler", "LRFinder",
            "DeviceCallback", "BatchTransformXCallback", "Throughput", "TablePrinter", "ProgressCallback",
-           "hypers_of"]
+           "Checkpoint", "hypers_of"]
 
 
 def accuracy(out: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
     """Fraction of rows whose highest score is the right class."""
     return (out.argmax(dim=1) == yb).float().mean()
-
-
-def hypers_of(opt: Any) -> list[dict]:
-    """One dict of hyper-parameters per group: teachkit's `opt.hypers`, or torch's `param_groups`."""
-    return opt.hypers if hasattr(opt, "hypers") else opt.param_groups
 
 
 class AvgStats:
@@ -143,7 +141,8 @@ class ParamScheduler(Callback):
 
 
 class LRFinder(Callback):
-    """Grow the learning rate exponentially each batch and stop once the loss explodes."""
+    """Grow the learning rate exponentially each batch and stop once the loss explodes; then put the weights and
+    the optimizer back as they were, so the Learner trains on as if the search had never run."""
 
     order = 1
 
@@ -152,6 +151,7 @@ class LRFinder(Callback):
 
     def before_fit(self):
         self.best_loss = math.inf
+        self.saved = self.model, copy.deepcopy(self.model.state_dict()), copy.deepcopy(self.opt.state_dict())
 
     def before_batch(self):
         if not self.in_train:
@@ -160,11 +160,21 @@ class LRFinder(Callback):
         for h in hypers_of(self.opt):
             h["lr"] = lr
 
-    def after_step(self):
+    def after_loss(self):
         loss = self.loss.item()
         if self.n_iter >= self.max_iter or not math.isfinite(loss) or loss > self.best_loss * 10:
-            raise CancelFitException()
+            raise CancelFitException()  # before the step: an exploded loss moves no weight
         self.best_loss = min(self.best_loss, loss)
+
+    def after_fit(self):
+        """However the search ended (done, Ctrl-C, an error): the weights (BatchNorm statistics too) and the
+        optimizer's state and hyper-parameters as before it."""
+        saved = self.__dict__.pop("saved", None)
+        if saved is None:  # fit failed before this callback's before_fit
+            return
+        model, weights, opt_state = saved
+        model.load_state_dict(weights)
+        self.opt.load_state_dict(opt_state)
 
 
 class DeviceCallback(Callback):
@@ -271,3 +281,18 @@ class ProgressCallback(Callback):
             self.pb.on_interrupt()
         self.pb = None
 
+
+
+class Checkpoint(Callback):
+    """Save the Learner (`learn.save(path)`, atomically) after every epoch, or only after the last one: a run that
+    stops (Ctrl-C, a crash) resumes from its last finished epoch with `learn.load(path)` and
+    `learn.fit(n_epoch, start_epoch=learn.epochs_done)`."""
+
+    order = 50  # after the callbacks that finish an epoch: statistics, the epoch count
+
+    def __init__(self, path: str | os.PathLike, every_epoch: bool = True):
+        self.path, self.every_epoch = Path(path), every_epoch
+
+    def after_epoch(self):
+        if self.every_epoch or self.epoch == self.n_epoch - 1:
+            self.learn.save(self.path)

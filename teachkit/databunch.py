@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import torch
@@ -15,7 +15,8 @@ from torch.utils.data import DataLoader, get_worker_info
 from .show import show_images
 from .utils import derive_seed, listify
 
-__all__ = ["DataBunch", "default_num_workers", "reseed_worker_tfms", "get_dls", "databunchify", "show_batch"]
+__all__ = ["DataBunch", "close_workers", "default_num_workers", "reseed_worker_tfms", "get_dls", "databunchify",
+           "show_batch"]
 
 
 def _vocab(ds: Any) -> list | None:
@@ -27,7 +28,11 @@ def _vocab(ds: Any) -> list | None:
 
 
 class DataBunch:
-    """A training and a validation DataLoader, plus the number of input channels and classes."""
+    """A training and a validation DataLoader, plus the number of input channels and classes.
+
+    `close()` (or `with DataBunch(...) as data:`) stops the worker processes its DataLoaders keep between epochs;
+    `Learner.fit` does it when it ends, and the next pass over the data starts new ones.
+    """
 
     def __init__(self, train_dl: DataLoader, valid_dl: DataLoader, c_in: int | None = None, c_out: int | None = None):
         self.train_dl, self.valid_dl, self.c_in, self.c_out = train_dl, valid_dl, c_in, c_out
@@ -44,9 +49,34 @@ class DataBunch:
         """See `show_batch`."""
         return show_batch(self, n, **kwargs)
 
+    def close(self) -> None:
+        """Stop the DataLoader worker processes now (see `close_workers`)."""
+        close_workers([self.train_dl, self.valid_dl])
+
+    def __enter__(self) -> DataBunch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def __repr__(self) -> str:
         return (f"DataBunch(train: {len(self.train_ds)} items, valid: {len(self.valid_ds)} items, "
                 f"c_in={self.c_in}, c_out={self.c_out})")
+
+
+def close_workers(loaders: Iterable[Any]) -> None:
+    """Stop the worker processes that DataLoaders with `persistent_workers` keep alive between epochs.
+
+    Kept in a reference cycle (a Learner and its callbacks), live workers make the garbage collector wait about 5 s
+    for each of them, in the middle of whatever runs then. A wrapper (`GpuJpegLoader`) holds its DataLoader in `.dl`.
+    torch has no public call for this: the DataLoader's `_iterator` is what holds the workers.
+    """
+    for dl in loaders:
+        dl = getattr(dl, "dl", dl)
+        workers = getattr(dl, "_iterator", None)
+        if workers is not None:
+            dl._iterator = None
+            workers._shutdown_workers()
 
 
 def default_num_workers() -> int:

@@ -1,22 +1,33 @@
 """The callback-driven training loop of lessons 09b/09c: `Learner`, `Callback` and the Cancel exceptions.
 
 However `fit` ends (done, cancelled, an error, Ctrl-C), every callback's `after_fit` runs: the place to remove hooks
-and close what a callback opened. `learn.pct_train` is the fraction of training done, `learn.n_epoch` the epochs.
+and close what a callback opened; then the DataLoader worker processes stop. `learn.pct_train` is the fraction of
+training done, `learn.n_epoch` the epochs, `learn.epochs_done` how many of them are finished.
+
+Every Learner also gets two guard rails, as callbacks: `OutputSizeCheck` (on the first batch, before any step: does
+the model give a score for every class?) and `DivergenceCheck` (a NaN or infinite loss stops fit with a
+`DivergenceError` saying where). `learn.save(path)` / `learn.load(path)` keep and restore a run (`teachkit.checkpoint`).
 """
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Iterable
+import os
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .checkpoint import load_checkpoint, save_checkpoint
+from .databunch import close_workers
+from .guards import DivergenceError, check_class_outputs, divergence_message
 from .utils import camel2snake, listify, restore_modes, train_modes
 
-__all__ = ["EVENTS", "LEGACY", "CancelFitException", "CancelEpochException", "CancelBatchException", "Callback",
-           "TrainEvalCallback", "check_callback", "param_getter", "default_opt_func", "Learner"]
+__all__ = ["EVENTS", "LEGACY", "CancelFitException", "CancelEpochException", "CancelBatchException",
+           "DivergenceError", "Callback", "TrainEvalCallback", "OutputSizeCheck", "DivergenceCheck", "check_callback",
+           "hypers_of", "param_getter", "default_opt_func", "check_epochs", "Learner"]
 
 EVENTS = ("before_fit", "before_epoch", "before_train", "before_batch", "after_pred", "after_loss",
           "after_backward", "after_step", "after_batch", "before_validate", "after_epoch", "after_fit",
@@ -72,10 +83,13 @@ class Callback:
 
 
 class TrainEvalCallback(Callback):
-    """Put the model in train or eval mode and count progress: `n_iter` training batches, `pct_train` of training done."""
+    """Put the model in train or eval mode and count progress: `n_iter` training batches, `pct_train` of training
+    done, `epochs_done`; a resumed fit (`start_epoch`) counts from where the interrupted one stopped."""
 
     def before_fit(self):
-        self.learn.pct_train, self.learn.n_iter = 0.0, 0
+        self.learn.pct_train = self.start_epoch / self.n_epoch
+        self.learn.n_iter = self.start_epoch * len(self.dls.train_dl) if self.start_epoch else 0
+        self.learn.epochs_done = self.start_epoch
 
     def before_train(self):
         self.model.train()
@@ -90,6 +104,50 @@ class TrainEvalCallback(Callback):
 
     def after_epoch(self):
         self.learn.pct_train = (self.epoch + 1) / self.n_epoch
+        self.learn.epochs_done = self.epoch + 1
+
+
+def hypers_of(opt: Any) -> list[dict]:
+    """One dict of hyper-parameters per group: teachkit's `opt.hypers`, or torch's `param_groups`."""
+    return opt.hypers if hasattr(opt, "hypers") else opt.param_groups
+
+
+# ------------------------------------------------------------------ guard rails every Learner has (teachkit.guards)
+
+class OutputSizeCheck(Callback):
+    """On the first batch of each fit, before any step: one output per class (`check_class_outputs`). A refused
+    model is left as it was, BatchNorm statistics included (the first forward pass moved them)."""
+
+    def before_fit(self):
+        self.buffers = [b.detach().clone() for b in self.model.buffers()]
+
+    def after_pred(self):
+        if self.buffers is None:
+            return
+        buffers, self.buffers = self.buffers, None
+        try:
+            check_class_outputs(self.pred, self.yb, getattr(self.dls, "c_out", None))
+        except ValueError:
+            with torch.no_grad():
+                for b, saved in zip(self.model.buffers(), buffers):
+                    b.copy_(saved)
+            raise
+
+
+class DivergenceCheck(Callback):
+    """Stop fit with a `DivergenceError` at the first NaN or infinite loss, naming the batch and the lr.
+
+    It reads the loss before `MixedPrecision` (order 10) scales it, and never looks at gradients: a float16 step
+    skipped because a *gradient* overflowed is loss scaling at work, not divergence. The LR finder (order 1) stops
+    on such a loss first: finding where the loss explodes is its job.
+    """
+
+    order = 5
+
+    def after_loss(self):
+        if not bool(torch.isfinite(self.loss.detach()).all()):
+            raise DivergenceError(divergence_message(self.loss.item(), self.epoch, self.iter, self.in_train,
+                                                     [h["lr"] for h in hypers_of(self.opt)], self.model.parameters()))
 
 
 def check_callback(cb: Callback) -> None:
@@ -125,8 +183,8 @@ class Learner:
         if not isinstance(model, nn.Module):
             raise ValueError(f"Learner needs an nn.Module as model, got {type(model).__name__}.")
         self.model, self.dls, self.loss_func, self.opt_func, self.lr, self.splitter = model, dls, loss_func, opt_func, lr, splitter
-        self.opt, self.cbs, self.logger, self.in_train = None, [], print, False
-        self.add_cbs([TrainEvalCallback()] + listify(cbs))
+        self.opt, self.cbs, self.logger, self.in_train, self.epochs_done = None, [], print, False, 0
+        self.add_cbs([TrainEvalCallback(), OutputSizeCheck(), DivergenceCheck()] + listify(cbs))
 
     def add_cbs(self, cbs: Iterable[Callback]) -> None:
         """Attach callbacks and make each reachable by name, e.g. `learn.recorder`; all are checked first."""
@@ -185,22 +243,26 @@ class Learner:
         except CancelEpochException:
             self("after_cancel_epoch")
 
-    def fit(self, n_epoch: int, cbs: Iterable[Callback] | None = None, reset_opt: bool = False) -> None:
+    def fit(self, n_epoch: int, cbs: Iterable[Callback] | None = None, reset_opt: bool = False,
+            lr: float | Sequence[float] | None = None, start_epoch: int = 0) -> None:
         """Train for `n_epoch` epochs, validating after each; `cbs` are added for this call only.
 
+        Every group of the optimizer starts at `lr` (one per group, or one for all; default `learn.lr`), whatever
+        a schedule or the LR finder left. `start_epoch` resumes an interrupted run at that epoch: `learn.load(path)`,
+        then `fit(n_epoch, start_epoch=learn.epochs_done)` with the callbacks of the first run.
         However fit ends (done, cancelled, an error, Ctrl-C), every callback's `after_fit` runs and `cbs` are removed.
         """
-        if n_epoch < 1:
-            raise ValueError(f"n_epoch must be a positive number of epochs, got {n_epoch}.")
+        check_epochs(n_epoch, start_epoch)
         cbs = listify(cbs)
         if reset_opt or self.opt is None:
-            self.opt = self.opt_func(self.splitter(self.model), lr=self.lr)
+            self.create_opt()
+        self.start_lrs(self.lr if lr is None else lr)
         self.add_cbs(cbs)
         modes = train_modes(self.model)
         try:
-            self.n_epoch, self.loss = n_epoch, torch.tensor(0.0)
+            self.n_epoch, self.start_epoch, self.loss = n_epoch, start_epoch, torch.tensor(0.0)
             self("before_fit")
-            for self.epoch in range(n_epoch):
+            for self.epoch in range(start_epoch, n_epoch):
                 self.in_train = True
                 self("before_epoch")
                 self("before_train")
@@ -217,6 +279,37 @@ class Learner:
             raise
         finally:
             self.end_fit(cbs)
+
+    # ------------------------------------------------------------------ the optimizer, and saving a run
+
+    def create_opt(self) -> None:
+        """A new optimizer over `splitter(model)` at `learn.lr`: a fresh start for the step statistics."""
+        self.opt = self.opt_func(self.splitter(self.model), lr=self.lr)
+
+    def start_lrs(self, lr: float | Sequence[float]) -> None:
+        """Put every parameter group's learning rate at `lr` (a number, or one per group) before a fit."""
+        groups = hypers_of(self.opt)
+        lrs = list(lr) if isinstance(lr, Sequence) else [lr] * len(groups)
+        if len(lrs) != len(groups):
+            raise ValueError(f"fit got {len(lrs)} learning rates for {len(groups)} parameter groups: "
+                             "pass one, or one per group.")
+        for h, v in zip(groups, lrs):
+            h["lr"] = v
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the weights, the optimizer (state and hypers), the epoch count and the random states to `path`,
+        atomically (a half-written file never replaces a good one); `load` resumes from it."""
+        if self.opt is None:
+            self.create_opt()
+        return save_checkpoint(self, path)
+
+    def load(self, path: str | os.PathLike) -> "Learner":
+        """Restore what `save` wrote; a checkpoint that does not fit the model or the optimizer is a ValueError
+        naming what differs, and changes nothing."""
+        if self.opt is None:
+            self.create_opt()
+        load_checkpoint(self, path)
+        return self
 
     # ------------------------------------------------------------------ guard rails: cleaning up after any exit
 
@@ -240,3 +333,13 @@ class Learner:
                 raise first_error
         finally:
             self.remove_cbs(cbs)
+            close_workers([self.dls.train_dl, self.dls.valid_dl, getattr(self, "dl", None)])
+
+
+def check_epochs(n_epoch: int, start_epoch: int) -> None:
+    """A fit needs at least one epoch to run: 0 <= start_epoch < n_epoch."""
+    if n_epoch < 1:
+        raise ValueError(f"n_epoch must be a positive number of epochs, got {n_epoch}.")
+    if not 0 <= start_epoch < n_epoch:
+        raise ValueError(f"start_epoch must be in [0, n_epoch) = [0, {n_epoch}), got {start_epoch}: "
+                         + ("that run has no epoch left to train." if start_epoch >= n_epoch else "count from 0."))

@@ -150,6 +150,7 @@ class MonitorPlot:
         self.train_line = self.loss.plot([], [], lw=1, label="train")[0]
         self.valid_line = self.loss.plot([], [], "o-", label="valid")[0]
         self.loss.legend(fontsize="small", loc="upper right")
+        self.loss_note = self.loss.text(0.5, 0.5, "", ha="center", va="center", transform=self.loss.transAxes)
         self.lr_line, self.mom_line = self.lr.plot([], [], lw=1.5)[0], self.mom.plot([], [], lw=1.5)[0]
         self.means, self.stds, self.zeros = ([ax.plot([], [], lw=1, label=n)[0] for n in names]
                                              for ax in (self.mean, self.std, self.zero))
@@ -174,16 +175,20 @@ class MonitorPlot:
     def update(self, m: TrainingMonitor) -> bytes:
         """PNG of the monitor's records now."""
         stats = m.act.stats
-        self.train_line.set_data(np.arange(len(m.train_losses)), m.train_losses)
-        self.valid_line.set_data(*(np.array(m.valid_losses).T if m.valid_losses else ([], [])))
-        self.lr_line.set_data(np.arange(len(m.lrs)), m.lrs)
-        self.mom_line.set_data(np.arange(len(m.moms)), m.moms)
+        train = drawable(np.arange(len(m.train_losses)), m.train_losses, log=True)
+        valid = drawable(*(np.array(m.valid_losses).T if m.valid_losses else ([], [])), log=True)
+        self.train_line.set_data(*train)
+        self.valid_line.set_data(*valid)
+        left_out = len(m.train_losses) + len(m.valid_losses) - len(train[0]) - len(valid[0])
+        self.loss_note.set_text(f"{left_out} NaN or infinite\nlosses not drawn" if left_out else "")
+        self.lr_line.set_data(*drawable(np.arange(len(m.lrs)), m.lrs))
+        self.mom_line.set_data(*drawable(np.arange(len(m.moms)), m.moms))
         every = m.act.every  # ActivationStats records training batches 0, every, 2 * every...
         for s, mean, std, zero in zip(stats, self.means, self.stds, self.zeros):
             x = np.arange(len(s.means)) * every
-            mean.set_data(x, s.means)
-            std.set_data(x, s.stds)
-            zero.set_data(x, get_min(s).numpy() if s.hists else [])
+            mean.set_data(*drawable(x, s.means))
+            std.set_data(*drawable(x, s.stds))
+            zero.set_data(*drawable(x, get_min(s).numpy() if s.hists else []))
         for image, i in zip(self.images, self.hist_layers):
             if stats[i].hists:
                 lo, hi = stats[i].hist_range
@@ -194,8 +199,18 @@ class MonitorPlot:
         for ax in (self.loss, self.lr, self.mom, self.mean, self.std, self.zero):
             ax.relim()
             ax.autoscale_view(scalex=True, scaley=ax is not self.zero)
+        if not (len(train[0]) or len(valid[0])):
+            self.loss.set_ylim(0.1, 10, auto=None)  # a log axis needs positive limits, even with nothing on it
         self.fig.canvas.draw()
         return canvas_png(self.fig)
+
+
+def drawable(x: Sequence[float], y: Sequence[float], log: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """The points of a line that matplotlib can place: finite, and positive on a log axis (a diverged run's NaN
+    and inf losses would otherwise break the axis limits, and the picture with them)."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    keep = np.isfinite(x) & np.isfinite(y) & ((y > 0) if log else True)
+    return x[keep], y[keep]
 
 
 def spread(n: int, k: int) -> list[int]:

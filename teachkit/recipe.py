@@ -1,7 +1,10 @@
 """The lesson-11 recipe as two functions: `build_learner` (model, init, optimizer, schedules, callbacks) and
-`run_training` (data, Learner, fit, final metrics), which `python -m teachkit.train` and notebook 11 call."""
+`run_training` (data, Learner, fit, final metrics, a checkpoint to save or resume), which `python -m teachkit.train`
+and notebook 11 call."""
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
@@ -10,14 +13,17 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from .callbacks import (AvgStatsCallback, BatchTransformXCallback, DeviceCallback, ParamScheduler, ProgressCallback,
-                        Recorder, TablePrinter, Throughput, accuracy)
+from .callbacks import (AvgStatsCallback, BatchTransformXCallback, Checkpoint, DeviceCallback, ParamScheduler,
+                        ProgressCallback, Recorder, TablePrinter, Throughput, accuracy)
+from .checkpoint import CheckpointError
+from .choices import OPT_LRS, SCHEDS
 from .data import norm_imagenette
 from .databunch import DataBunch
-from .datasets import smoke_mode
-from .distributed import (DistributedCallback, distributed_dls, init_on_main, is_main, local_device, main_process_first,
-                          world_size)
+from .datasets import CorruptArchiveError, DownloadError, smoke_mode
+from .distributed import (DistributedCallback, distributed_dls, gather_metrics, init_on_main, is_main, local_device,
+                          main_process_first, process_group, world_size)
 from .init import lsuv_init
+from .guards import DivergenceError
 from .learner import Callback, Learner
 from .lookalike import is_synthetic
 from .mixup import MixUp
@@ -30,12 +36,13 @@ from .utils import default_device, set_seed
 from .xresnet import xresnet18, xresnet34, xresnet50
 
 __all__ = ["OPT_CHOICES", "NFS", "ARCHS", "SCHEDS", "lesson_cnn", "make_model", "schedulers", "build_learner",
-           "run_training"]
+           "resume_epoch", "run_training", "run_from_flags"]
 
 OPT_CHOICES: dict[str, tuple[Callable, float]] = {
-    "sgd": (sgd_opt, 0.3), "momentum": (sgd_mom_opt, 0.1), "adam": (adam_opt, 3e-3), "lamb": (lamb_opt, 1e-2),
-    "ranger": (ranger_opt, 1e-2)}
-"""Each optimizer the recipe offers: the teachkit.optim factory and the peak learning rate of its schedule."""
+    "sgd": (sgd_opt, OPT_LRS["sgd"]), "momentum": (sgd_mom_opt, OPT_LRS["momentum"]), "adam": (adam_opt, OPT_LRS["adam"]),
+    "lamb": (lamb_opt, OPT_LRS["lamb"]), "ranger": (ranger_opt, OPT_LRS["ranger"])}
+"""Each optimizer the recipe offers: the teachkit.optim factory and the peak learning rate of its schedule
+(`teachkit.choices.OPT_LRS`)."""
 
 NFS = [64, 64, 128, 256]
 """Widths of the lesson-08 CNN after its stem."""
@@ -49,9 +56,6 @@ def lesson_cnn(c_in: int = 3, n_out: int = 10) -> nn.Module:
 ARCHS: dict[str, Callable[..., nn.Module]] = {
     "cnn": lesson_cnn, "xresnet18": xresnet18, "xresnet34": xresnet34, "xresnet50": xresnet50}
 """Each model the recipe offers, called as `ARCHS[name](c_in=3, n_out=classes)`."""
-
-SCHEDS = ("one-cycle", "flat-cos")
-"""one-cycle: lr warms up then anneals, momentum mirrors it (the course); flat-cos: fastai2's Imagenette record."""
 
 
 def make_model(arch: str, n_out: int, c_in: int = 3) -> nn.Module:
@@ -115,16 +119,30 @@ def speed_callbacks(device: torch.device, channels_last: bool, compile_model: bo
     return cbs + ([Compile(device)] if compile_model else [])
 
 
+def resume_epoch(learn: Learner, path: str | os.PathLike, epochs: int) -> int:
+    """Load the checkpoint at `path` into `learn` and return the epoch to go on from; a CheckpointError when that
+    run had another number of epochs (its schedules would change) or has none left."""
+    learn.load(path)
+    if learn.n_epoch != epochs:
+        raise CheckpointError(f"{path} is from a run of {learn.n_epoch} epochs: resuming it for {epochs} would change "
+                              f"its schedules. Pass --epochs {learn.n_epoch} (and the run's other flags).")
+    if learn.epochs_done >= epochs:
+        raise CheckpointError(f"{path} finished all {epochs} epochs of its run: nothing is left to resume.")
+    return learn.epochs_done
+
+
 def run_training(data: str = "imagenette-160", size: int = 128, epochs: int = 5, bs: int = 64, opt: str = "lamb",
                  lr: float | None = None, wd: float = 1e-2, workers: int | None = None, lsuv: bool = True,
                  augment: bool = True, mixed_precision: bool = False, seed: int = 42, progress: bool = True,
                  channels_last: bool = False, compile_model: bool = False, gpu_decode: bool = False,
-                 arch: str = "cnn", sched: str = "one-cycle", mixup: float = 0.0,
-                 label_smoothing: float = 0.0) -> dict[str, Any]:
+                 arch: str = "cnn", sched: str = "one-cycle", mixup: float = 0.0, label_smoothing: float = 0.0,
+                 save: str | os.PathLike | None = None, resume: str | os.PathLike | None = None) -> dict[str, Any]:
     """Build the pipeline, train, and return the final metrics (valid accuracy, losses, timings, which data).
 
     `progress` shows progress bars above the table; without them the table alone is printed (logs, CI).
     Under torchrun `bs` is the batch size of each process: one step sees `bs x world_size` images.
+    `save`: a checkpoint after every epoch (rank 0 writes it). `resume`: go on from a checkpoint of a run with the
+    same flags, at the epoch after its last finished one (LSUV is skipped: the weights come from the checkpoint).
     """
     say = print if is_main() else (lambda *a, **k: None)  # data parallel: rank 0 speaks for all
     if smoke_mode():
@@ -143,13 +161,45 @@ def run_training(data: str = "imagenette-160", size: int = 128, epochs: int = 5,
             f"{bs * world_size()} images per step.")
     say(f"Data: {path} ({'GENERATED Imagenette-like set' if is_synthetic(path) else 'real images'}), "
         f"{len(dls.train_ds)} train / {len(dls.valid_ds)} valid images, {dls.c_out} classes.")
-    learn = build_learner(dls, opt, lr, wd, lsuv, mixed_precision, progress, device, channels_last, compile_model,
-                          arch=arch, sched=sched, mixup=mixup, label_smoothing=label_smoothing)
-    learn.fit(epochs)
+    learn = build_learner(dls, opt, lr, wd, lsuv and not resume, mixed_precision, progress, device, channels_last,
+                          compile_model, arch=arch, sched=sched, mixup=mixup, label_smoothing=label_smoothing,
+                          cbs=[Checkpoint(save)] if save and is_main() else [])
+    start = resume_epoch(learn, resume, epochs) if resume else 0
+    if start:
+        say(f"Resuming {resume}: epochs 0-{start - 1} of {epochs} are done, training epoch {start} on.")
+    learn.fit(epochs, start_epoch=start)
     t = learn.throughput
     train_loss, train_acc = learn.avg_stats.train_stats.avg_stats
     valid_loss, valid_acc = learn.avg_stats.valid_stats.avg_stats
     return dict(data=str(path), synthetic=is_synthetic(path), size=size, epochs=epochs, bs=bs, opt=opt, arch=arch,
                 train_loss=train_loss, train_accuracy=train_acc, valid_loss=valid_loss, valid_accuracy=valid_acc,
-                seconds=t.total, epoch_seconds=t.total / epochs, images_per_s=t.images_per_s * world_size(),
-                world_size=world_size())
+                seconds=t.total, epoch_seconds=t.total / (epochs - start), images_per_s=t.images_per_s * world_size(),
+                world_size=world_size(), start_epoch=start)
+
+
+def run_from_flags(flags: dict[str, Any], progress: bool = True) -> dict[str, Any]:
+    """What `python -m teachkit.train` does with its parsed flags: train (in torchrun's process group when
+    launched by it), print the final metrics, return them. A failed download, a diverged run or a checkpoint that
+    doesn't fit ends the program with its message (exit status 1), not a traceback."""
+    if smoke_mode():
+        torch.set_num_threads(1)  # tiny tensors gain nothing from more threads, and CI machines are shared
+    with process_group():  # under torchrun: join the other processes, and always leave the group
+        try:
+            res = run_training(**flags, progress=progress)
+        except (DownloadError, CorruptArchiveError, DivergenceError, CheckpointError) as e:
+            sys.exit(f"error: {e}")
+        ranks = gather_metrics({k: res[k] for k in ("valid_loss", "valid_accuracy", "train_loss")})
+        if not is_main():
+            return res
+    print(f"\nFinal: valid accuracy {res['valid_accuracy']:.4f}, valid loss {res['valid_loss']:.4f}, "
+          f"train loss {res['train_loss']:.4f}")
+    print(f"{res['epochs'] - res['start_epoch']} epoch(s) in {res['seconds']:.1f} s ({res['epoch_seconds']:.1f} s "
+          f"per epoch), training at {res['images_per_s']:.0f} images/s on {default_device().type}"
+          + (f" ({res['world_size']} processes together)" if res["world_size"] > 1 else ""))
+    if len(ranks) > 1:
+        agree = all(r == ranks[0] for r in ranks)
+        print(f"All {len(ranks)} ranks agree on these metrics." if agree else
+              "Ranks DISAGREE on the metrics: " + "; ".join(f"rank {i}: {r}" for i, r in enumerate(ranks)))
+    if res["synthetic"]:
+        print("(on the GENERATED Imagenette-like set: not comparable with the course's ~73.6% on Imagenette v1)")
+    return res

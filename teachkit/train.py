@@ -4,9 +4,13 @@
 
 prints the same table as the notebooks (one row per epoch), then the final metrics, the epoch time and the
 training throughput. This module only reads the flags: the pieces are library functions notebook 11 calls too,
-`teachkit.pipeline` (`get_data`, `imagenette_dls`) and `teachkit.recipe` (`build_learner`, `run_training`).
+`teachkit.pipeline` (`get_data`, `imagenette_dls`) and `teachkit.recipe` (`build_learner`, `run_training`,
+`run_from_flags`).
 With `TEACHKIT_SMOKE=1` it trains briefly on a small generated set (CI, or checking an install on a CPU).
+`--save PATH` keeps a checkpoint after every epoch; `--resume PATH` goes on from one (same flags).
 Run `python -m teachkit.train --help` for every flag.
+
+The flags are read before torch is imported (that takes seconds): a mistyped flag is refused at once.
 """
 from __future__ import annotations
 
@@ -17,13 +21,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from .datasets import CorruptArchiveError, DownloadError, smoke_mode
-from .distributed import gather_metrics, is_main, process_group
-from .pipeline import DATASETS
-from .recipe import ARCHS, OPT_CHOICES, SCHEDS, run_training
-from .utils import default_device
+from .choices import ARCH_NAMES, DATASETS, OPT_LRS, SCHEDS
 
 __all__ = ["parse_args", "main"]
 
@@ -66,6 +64,12 @@ def _dataset(s: str) -> str:
     return s
 
 
+def _checkpoint(s: str) -> str:
+    if not Path(s).expanduser().is_file():
+        raise argparse.ArgumentTypeError(f"no checkpoint file {s!r} (--save PATH writes one after every epoch)")
+    return s
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m teachkit.train",
@@ -92,10 +96,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--bs", type=_int_at_least(2), default=64,
                    help="training batch size of each process: under torchrun with N processes one step sees N x bs "
                         "images; validation batches are twice as big (default: %(default)s)")
-    p.add_argument("--arch", choices=list(ARCHS), default="cnn",
+    p.add_argument("--arch", choices=list(ARCH_NAMES), default="cnn",
                    help="model: cnn (the lesson-08 CNN, LSUV-initialised) or an XResNet of teachkit.xresnet "
                         "(default: %(default)s)")
-    p.add_argument("--opt", choices=list(OPT_CHOICES), default="lamb",
+    p.add_argument("--opt", choices=list(OPT_LRS), default="lamb",
                    help="optimizer from teachkit.optim: sgd, momentum (SGD with momentum), adam, lamb or ranger "
                         "(RAdam + Lookahead) (default: %(default)s)")
     p.add_argument("--sched", choices=list(SCHEDS), default="one-cycle",
@@ -103,7 +107,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         "lr flat for 75%%, then a cosine to zero (fastai2's Imagenette record) (default: %(default)s)")
     p.add_argument("--lr", type=_number(positive=True), default=None,
                    help="peak learning rate of the schedule; default per optimizer: "
-                        + ", ".join(f"{k} {v[1]:g}" for k, v in OPT_CHOICES.items()))
+                        + ", ".join(f"{k} {v:g}" for k, v in OPT_LRS.items()))
     p.add_argument("--wd", type=_number(positive=False), default=1e-2, help="weight decay, decoupled (inside the step for LAMB) (default: %(default)s)")
     p.add_argument("--workers", type=_int_at_least(0), default=None,
                    help="DataLoader worker processes; 0 loads in this process (default: one per CPU, at most 8)")
@@ -128,34 +132,23 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="decode the JPEGs on the GPU (torchvision.io.decode_jpeg, nvJPEG): workers only read files; "
                         "without a GPU, says so and decodes on the CPU as usual")
     p.add_argument("--seed", type=int, default=42, help="random seed for weights, shuffling and augmentation (default: %(default)s)")
+    p.add_argument("--save", metavar="PATH", default=None,
+                   help="write a checkpoint (weights, optimizer, epoch, random states) to PATH after every epoch, "
+                        "atomically: a run stopped by Ctrl-C or a crash goes on with --resume PATH")
+    p.add_argument("--resume", type=_checkpoint, metavar="PATH", default=None,
+                   help="go on from the checkpoint at PATH, after its last finished epoch; pass the flags of the run "
+                        "that saved it (the same --epochs: the schedules depend on it). Add --save to keep saving")
     return p.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    """Parse the flags, train, print the final metrics; returns them too (for tests and scripts)."""
+    """Parse the flags, train, print the final metrics; returns them too (for tests and scripts).
+
+    A diverged run or a checkpoint that doesn't fit ends the program with its message and exit status 1.
+    """
     args = parse_args(argv)
-    if smoke_mode():
-        torch.set_num_threads(1)  # tiny tensors gain nothing from more threads, and CI machines are shared
-    with process_group():  # under torchrun: join the other processes, and always leave the group
-        try:
-            res = run_training(**vars(args), progress=sys.stdout.isatty())
-        except (DownloadError, CorruptArchiveError) as e:
-            sys.exit(f"error: {e}")
-        ranks = gather_metrics({k: res[k] for k in ("valid_loss", "valid_accuracy", "train_loss")})
-        if not is_main():
-            return res
-    print(f"\nFinal: valid accuracy {res['valid_accuracy']:.4f}, valid loss {res['valid_loss']:.4f}, "
-          f"train loss {res['train_loss']:.4f}")
-    print(f"{res['epochs']} epoch(s) in {res['seconds']:.1f} s ({res['epoch_seconds']:.1f} s per epoch), "
-          f"training at {res['images_per_s']:.0f} images/s on {default_device().type}"
-          + (f" ({res['world_size']} processes together)" if res["world_size"] > 1 else ""))
-    if len(ranks) > 1:
-        agree = all(r == ranks[0] for r in ranks)
-        print(f"All {len(ranks)} ranks agree on these metrics." if agree else
-              "Ranks DISAGREE on the metrics: " + "; ".join(f"rank {i}: {r}" for i, r in enumerate(ranks)))
-    if res["synthetic"]:
-        print("(on the GENERATED Imagenette-like set: not comparable with the course's ~73.6% on Imagenette v1)")
-    return res
+    from .recipe import run_from_flags  # torch comes with it: only now, so --help and a refused flag are instant
+    return run_from_flags(vars(args), progress=sys.stdout.isatty())
 
 
 if __name__ == "__main__":

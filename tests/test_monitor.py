@@ -136,3 +136,49 @@ def test_bad_settings_are_refused():
         TrainingMonitor(max_share=0)
     with pytest.raises(ValueError, match="every"):
         TrainingMonitor(stats_every=0)
+
+
+def monitor_with(losses, valid=()) -> TrainingMonitor:
+    mon = TrainingMonitor()
+    mon.train_losses, mon.valid_losses = list(losses), list(valid)
+    mon.lrs, mon.moms = [0.1] * len(losses), [0.9] * len(losses)
+    return mon
+
+
+@pytest.mark.parametrize("losses, valid", [
+    ([float("nan")] * 6, [(6, float("nan"))]),
+    ([2.0, float("nan"), float("inf"), 0.5, -float("inf"), 0.0], [(3, float("inf")), (6, 0.7)]),
+])
+def test_nan_and_inf_losses_are_left_out_of_the_picture_and_counted(losses, valid):
+    mon = monitor_with(losses, valid)
+    assert mon.render().startswith(PNG)
+    drawn = mon.plot.train_line.get_ydata()
+    assert all(np.isfinite(drawn)) and all(d > 0 for d in drawn)
+    n_bad = sum(not (np.isfinite(v) and v > 0) for v in [*losses, *(v for _, v in valid)])
+    assert mon.plot.loss_note.get_text() == f"{n_bad} NaN or infinite\nlosses not drawn"
+    mon.train_losses, mon.valid_losses, mon.lrs, mon.moms = [1.0, 0.5], [], [0.1] * 2, [0.9] * 2
+    assert mon.render().startswith(PNG) and mon.plot.loss_note.get_text() == ""  # a finite run: no note
+
+def nan_learner() -> Learner:
+    learn = small_learner()
+    with torch.no_grad():
+        learn.model[0].weight.fill_(float("nan"))  # every activation and every loss is NaN
+    return learn
+
+
+def test_a_fit_whose_losses_are_all_nan_is_drawn():
+    learn = nan_learner()
+    learn.remove_cbs([cb for cb in learn.cbs if type(cb).__name__ == "DivergenceCheck"])  # let it go on with NaN
+    mon = TrainingMonitor(every=0.0, max_share=1.0)
+    learn.fit(1, cbs=mon)
+    assert mon.png.startswith(PNG) and len(mon.train_losses) == 6 and all(np.isnan(mon.train_losses))
+
+
+def test_a_diverged_fit_still_draws_its_last_picture():
+    from teachkit.learner import DivergenceError
+
+    learn = nan_learner()
+    mon = TrainingMonitor(every=0.0, max_share=1.0)
+    with pytest.raises(DivergenceError):
+        learn.fit(1, cbs=mon)
+    assert mon.png.startswith(PNG) and hooks_left(learn.model) == 0

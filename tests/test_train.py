@@ -121,3 +121,73 @@ def test_smoke_run_with_the_capstone_flags(smoke, capsys):
     out = capsys.readouterr().out
     assert res["arch"] == "xresnet18" and res["epochs"] == 1 and 0 <= res["valid_accuracy"] <= 1
     assert "Final: valid accuracy" in out
+
+
+def test_a_refused_flag_never_imports_torch():
+    """Flags are checked before torch is imported (seconds): `-X importtime` lists every module imported."""
+    res = subprocess.run([sys.executable, "-X", "importtime", "-m", "teachkit.train", "--bs", "-1"],
+                         capture_output=True, text=True)
+    assert res.returncode == 2 and "argument --bs: must be a whole number >= 2, got '-1'" in res.stderr
+    imported = [line.rsplit("|", 1)[-1].strip() for line in res.stderr.splitlines() if line.startswith("import time:")]
+    assert "teachkit.choices" in imported and "argparse" in imported  # the parser was built
+    assert [m for m in imported if m == "torch" or m.startswith("torch.")] == []
+
+
+def test_the_parser_offers_what_the_recipe_builds():
+    from teachkit import choices, pipeline, recipe
+
+    assert list(recipe.ARCHS) == list(choices.ARCH_NAMES)
+    assert {k: lr for k, (_, lr) in recipe.OPT_CHOICES.items()} == choices.OPT_LRS
+    assert pipeline.DATASETS is choices.DATASETS and recipe.SCHEDS is choices.SCHEDS
+
+
+def test_a_diverged_run_exits_with_its_message(smoke):
+    with pytest.raises(SystemExit) as e:
+        main(["--opt", "sgd", "--lr", "1e4", "--epochs", "1", "--no-lsuv"])
+    assert str(e.value.code).startswith("error: Training diverged: the loss is nan at epoch 0, training batch ")
+    assert "learning rate" in str(e.value.code)  # sys.exit(text): printed to stderr, exit status 1
+
+
+def test_resume_needs_an_existing_checkpoint(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        parse_args(["--resume", str(tmp_path / "none.pt")])
+    assert "no checkpoint file" in capsys.readouterr().err
+
+
+class CtrlCInEpoch1:
+    """A callback factory for `speed_callbacks`: Kernel -> Interrupt in epoch 1's third batch."""
+
+    def __init__(self, original):
+        self.original = original
+
+    def __call__(self, *args):
+        from teachkit.learner import Callback
+
+        class CtrlC(Callback):
+            def after_step(self):
+                if self.epoch == 1 and self.iter == 2:
+                    raise KeyboardInterrupt
+
+        return self.original(*args) + [CtrlC()]
+
+
+def test_save_then_resume_ends_with_the_weights_of_an_uninterrupted_run(smoke, monkeypatch, capsys):
+    import teachkit.recipe as recipe
+
+    flags = ["--epochs", "2", "--opt", "adam"]
+    main(flags + ["--save", str(smoke / "full.pt")])
+    with monkeypatch.context() as m:
+        m.setattr(recipe, "speed_callbacks", CtrlCInEpoch1(recipe.speed_callbacks))
+        with pytest.raises(KeyboardInterrupt):
+            main(flags + ["--save", str(smoke / "run.pt")])
+    capsys.readouterr()
+    res = main(flags + ["--resume", str(smoke / "run.pt"), "--save", str(smoke / "run.pt")])
+    assert res["start_epoch"] == 1 and "training epoch 1 on" in capsys.readouterr().out
+    full, resumed = (torch.load(smoke / f, weights_only=True) for f in ("full.pt", "run.pt"))
+    assert full["epochs_done"] == resumed["epochs_done"] == 2
+    for k, v in full["model"].items():
+        torch.testing.assert_close(resumed["model"][k], v, rtol=0, atol=1e-6, msg=k)
+    with pytest.raises(SystemExit, match="nothing is left to resume"):
+        main(flags + ["--resume", str(smoke / "run.pt")])
+    with pytest.raises(SystemExit, match="from a run of 2 epochs.*Pass --epochs 2"):
+        main(["--epochs", "1", "--opt", "adam", "--resume", str(smoke / "full.pt")])
