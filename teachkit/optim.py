@@ -206,8 +206,10 @@ def lamb_step(p: Tensor, lr: float, mom: float, sqr_mom: float, step: int, grad_
               eps: float, wd: float, **kwargs: Any) -> None:
     """LAMB: the Adam update plus wd * p, scaled for each tensor by the trust ratio ||p|| / ||update||."""
     debias1, debias2 = debias(mom, 1 - mom, step), debias(sqr_mom, 1 - sqr_mom, step)
-    update = (grad_avg / debias1) / ((sqr_avg / debias2).sqrt() + eps) + wd * p
-    p.sub_(update.mul_(lr * trust_ratio(p.norm(), update.norm())))
+    update = (sqr_avg / debias2).sqrt_().add_(eps)  # the one new tensor; each line below works in it, in place
+    torch.div(grad_avg, update, out=update).div_(debias1)  # Adam's update: (grad_avg / debias1) / that
+    update.add_(p, alpha=wd)  # + wd * p
+    p.addcmul_(update, trust_ratio(p.norm(), update.norm()), value=-lr)  # p -= lr * ratio * update
 
 
 @with_defaults(eps=1e-5)
