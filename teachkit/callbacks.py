@@ -21,7 +21,7 @@ from .utils import default_device, listify
 
 __all__ = ["AvgStats", "AvgStatsCallback", "accuracy", "Recorder", "ParamScheduler", "LRFinder",
            "DeviceCallback", "BatchTransformXCallback", "Throughput", "TablePrinter", "ProgressCallback",
-           "Checkpoint", "hypers_of"]
+           "Checkpoint"]
 
 
 def accuracy(out: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
