@@ -282,7 +282,6 @@ class ProgressCallback(Callback):
         self.pb = None
 
 
-
 class Checkpoint(Callback):
     """Save the Learner (`learn.save(path)`, atomically) after every epoch, or only after the last one: a run that
     stops (Ctrl-C, a crash) resumes from its last finished epoch with `learn.load(path)` and
