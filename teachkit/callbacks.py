@@ -21,7 +21,7 @@ from .utils import default_device, listify
 
 __all__ = ["AvgStats", "AvgStatsCallback", "accuracy", "Recorder", "ParamScheduler", "LRFinder",
            "DeviceCallback", "BatchTransformXCallback", "Throughput", "TablePrinter", "ProgressCallback",
-           "Checkpoint", "hypers_of"]
+           "Checkpoint"]
 
 
 def accuracy(out: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
@@ -280,7 +280,6 @@ class ProgressCallback(Callback):
         if self.pb is not None and getattr(self.pb, "last_v", None) is not None and not getattr(self.pb, "finished", False):
             self.pb.on_interrupt()
         self.pb = None
-
 
 
 class Checkpoint(Callback):

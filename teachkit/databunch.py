@@ -135,6 +135,7 @@ def show_batch(data: DataBunch, n: int = 8, ncols: int = 4, valid: bool = False,
     """
     dl = data.valid_dl if valid else data.train_dl
     xb, yb = next(iter(dl))
+    close_workers([dl])  # one batch is all it needs: no worker left waiting (see `close_workers`)
     xb, yb = xb[:n], yb[:n]
     vocab = _vocab(dl.dataset)
     labels = [vocab[int(y)] if vocab is not None else str(int(y)) if y.ndim == 0 else str(y.tolist()) for y in yb]

@@ -26,7 +26,7 @@ from .guards import DivergenceError, check_class_outputs, divergence_message
 from .utils import camel2snake, listify, restore_modes, train_modes
 
 __all__ = ["EVENTS", "LEGACY", "CancelFitException", "CancelEpochException", "CancelBatchException",
-           "DivergenceError", "Callback", "TrainEvalCallback", "OutputSizeCheck", "DivergenceCheck", "check_callback",
+           "Callback", "TrainEvalCallback", "OutputSizeCheck", "DivergenceCheck", "check_callback",
            "hypers_of", "param_getter", "default_opt_func", "check_epochs", "Learner"]
 
 EVENTS = ("before_fit", "before_epoch", "before_train", "before_batch", "after_pred", "after_loss",

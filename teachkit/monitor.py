@@ -150,7 +150,8 @@ class MonitorPlot:
         self.train_line = self.loss.plot([], [], lw=1, label="train")[0]
         self.valid_line = self.loss.plot([], [], "o-", label="valid")[0]
         self.loss.legend(fontsize="small", loc="upper right")
-        self.loss_note = self.loss.text(0.5, 0.5, "", ha="center", va="center", transform=self.loss.transAxes)
+        self.loss_note = self.loss.text(0.5, 0.04, "", ha="center", va="bottom", fontsize="small",
+                                        transform=self.loss.transAxes)
         self.lr_line, self.mom_line = self.lr.plot([], [], lw=1.5)[0], self.mom.plot([], [], lw=1.5)[0]
         self.means, self.stds, self.zeros = ([ax.plot([], [], lw=1, label=n)[0] for n in names]
                                              for ax in (self.mean, self.std, self.zero))

@@ -18,7 +18,7 @@ from .callbacks import (AvgStatsCallback, BatchTransformXCallback, Checkpoint, D
 from .checkpoint import CheckpointError
 from .choices import OPT_LRS, SCHEDS
 from .data import norm_imagenette
-from .databunch import DataBunch
+from .databunch import DataBunch, close_workers
 from .datasets import CorruptArchiveError, DownloadError, smoke_mode
 from .distributed import (DistributedCallback, distributed_dls, gather_metrics, init_on_main, is_main, local_device,
                           main_process_first, process_group, world_size)
@@ -95,6 +95,7 @@ def build_learner(dls: DataBunch, opt: str = "lamb", lr: float | None = None, wd
     model = make_model(arch, dls.c_out).to(device)
     if lsuv and arch == "cnn":
         xb, _ = next(iter(dls.train_dl))
+        close_workers([dls.train_dl])  # workers start again with fit: none left alive in an unused Learner
         init_on_main(model, lambda m: lsuv_init(m, norm_imagenette(xb.to(device)), progress=False))
     cbs = [DeviceCallback(device), BatchTransformXCallback(norm_imagenette), AvgStatsCallback(accuracy), Recorder(),
            Throughput(), *schedulers(sched, lr, opt), *cbs, *speed_callbacks(device, channels_last, compile_model)]

@@ -14,7 +14,7 @@ from teachkit.learner import Callback, DivergenceError, Learner
 from teachkit.optim import adam_opt, sgd_mom_opt
 from teachkit.precision import LossScaler, MixedPrecision
 from teachkit.schedule import one_cycle, sched_lin
-from teachkit.toy import toy_blobs, toy_databunch
+from teachkit.toy import toy_blobs, toy_databunch, toy_images
 
 
 def mlp(n_out: int = 4) -> nn.Module:
@@ -88,6 +88,20 @@ def test_databunch_close_and_context_manager_stop_the_workers():
     with worker_dls() as dls:
         next(iter(dls.valid_dl))
         assert len(children() - before) == 2
+    assert children() == before
+
+
+def test_a_batch_taken_outside_fit_leaves_no_worker_behind():
+    from teachkit.recipe import build_learner
+
+    x, y = toy_images(96, size=16)
+    kw = dict(num_workers=2, persistent_workers=True)
+    dls = DataBunch(DataLoader(TensorDataset(x[:64], y[:64]), 16, shuffle=True, **kw),
+                    DataLoader(TensorDataset(x[64:], y[64:]), 32, **kw), c_in=3, c_out=4)
+    before = children()
+    dls.show_batch(n=4)
+    assert children() == before
+    build_learner(dls, "adam", lsuv=True, progress=False, device="cpu")  # LSUV looks at one batch
     assert children() == before
 
 
