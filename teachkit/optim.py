@@ -206,8 +206,8 @@ def lamb_step(p: Tensor, lr: float, mom: float, sqr_mom: float, step: int, grad_
               eps: float, wd: float, **kwargs: Any) -> None:
     """LAMB: the Adam update plus wd * p, scaled for each tensor by the trust ratio ||p|| / ||update||."""
     debias1, debias2 = debias(mom, 1 - mom, step), debias(sqr_mom, 1 - sqr_mom, step)
-    update = (sqr_avg / debias2).sqrt_().add_(eps)  # the one new tensor; each line below works in it, in place
-    torch.div(grad_avg, update, out=update).div_(debias1)  # Adam's update: (grad_avg / debias1) / that
+    update = (sqr_avg / debias2).sqrt_().add_(eps).mul_(debias1)  # the one new tensor; the lines below work in it
+    torch.div(grad_avg, update, out=update)  # Adam's update: (grad_avg / debias1) / (sqrt(sqr_avg / debias2) + eps)
     update.add_(p, alpha=wd)  # + wd * p
     p.addcmul_(update, trust_ratio(p.norm(), update.norm()), value=-lr)  # p -= lr * ratio * update
 
