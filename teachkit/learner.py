@@ -13,6 +13,7 @@ from __future__ import annotations
 import difflib
 import os
 from collections.abc import Callable, Iterable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -77,9 +78,14 @@ class Callback:
             raise AttributeError(k)
         return getattr(self.learn, k)
 
+    def method(self, event: str) -> Callable[[], Any] | None:
+        """This callback's method for `event` (or its course-v3 `begin_*` name), or None if it has none."""
+        name = event if hasattr(type(self), event) else event.replace("before_", "begin_")
+        return getattr(self, name) if callable(getattr(type(self), name, None)) else None
+
     def __call__(self, event: str) -> Any:
-        f = getattr(self, event, None) or getattr(self, event.replace("before_", "begin_"), None)
-        return f() if callable(f) else None
+        f = self.method(event)
+        return f() if f else None
 
 
 class TrainEvalCallback(Callback):
@@ -160,6 +166,17 @@ def check_callback(cb: Callback) -> None:
                              f"Events are: {', '.join(EVENTS)}.")
 
 
+def dispatch_table(cbs: Iterable[Callback]) -> dict[str, list[Callable[[], Any]]]:
+    """Event -> the methods that handle it, callbacks sorted by `order` once, not at every event."""
+    ordered = sorted(cbs, key=lambda c: c.order)
+    return {e: [f for cb in ordered if (f := handler(cb, e))] for e in EVENTS}
+
+
+def handler(cb: Callback, event: str) -> Callable[[], Any] | None:
+    """What runs `event` on `cb`: its method, or the callback itself when it overrides `__call__` (it hears every event)."""
+    return partial(cb, event) if type(cb).__call__ is not Callback.__call__ else cb.method(event)
+
+
 def param_getter(model: nn.Module) -> Iterable[nn.Parameter]:
     """What the optimizer gets by default: every parameter of the model."""
     return model.parameters()
@@ -183,7 +200,7 @@ class Learner:
         if not isinstance(model, nn.Module):
             raise ValueError(f"Learner needs an nn.Module as model, got {type(model).__name__}.")
         self.model, self.dls, self.loss_func, self.opt_func, self.lr, self.splitter = model, dls, loss_func, opt_func, lr, splitter
-        self.opt, self.cbs, self.logger, self.in_train, self.epochs_done = None, [], print, False, 0
+        self.opt, self.cbs, self.logger, self.in_train, self.epochs_done, self.handlers = None, [], print, False, 0, {}
         self.add_cbs([TrainEvalCallback(), OutputSizeCheck(), DivergenceCheck()] + listify(cbs))
 
     def add_cbs(self, cbs: Iterable[Callback]) -> None:
@@ -197,6 +214,7 @@ class Learner:
             cb.set_learner(self)
             setattr(self, cb.name, cb)
             self.cbs.append(cb)
+        self.handlers = dispatch_table(self.cbs)
 
     def remove_cbs(self, cbs: Iterable[Callback]) -> None:
         """Detach callbacks added for one `fit` only."""
@@ -204,14 +222,15 @@ class Learner:
             self.cbs.remove(cb)
             if getattr(self, cb.name, None) is cb:
                 delattr(self, cb.name)
+        self.handlers = dispatch_table(self.cbs)
 
     def __call__(self, event: str) -> None:
-        """Run `event` on every callback, in `order`."""
-        if event not in EVENTS:
+        """Run `event` on every callback that handles it, in `order` (the table is built when callbacks change)."""
+        if event not in self.handlers:
             close = difflib.get_close_matches(event, EVENTS, n=1)
             raise ValueError(f"Unknown event {event!r}." + (f" Did you mean {close[0]!r}?" if close else ""))
-        for cb in sorted(self.cbs, key=lambda c: c.order):
-            cb(event)
+        for handle in self.handlers[event]:
+            handle()
 
     def one_batch(self, i: int, xb: Any, yb: Any) -> None:
         """Predict, compute the loss and, when training, backprop and step: one batch."""
