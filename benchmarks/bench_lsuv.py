@@ -16,7 +16,7 @@ from collections.abc import Callable
 import torch
 
 from teachkit.init import lsuv_init, lsuv_module, lsuv_modules
-from teachkit.lsuv_stepper import LSUVStepper
+from teachkit.init import LSUVStepper
 from teachkit.models import get_cnn_model, init_cnn
 from teachkit.utils import default_device
 

@@ -10,7 +10,7 @@ from torch import nn
 
 from teachkit.hooks import Hooks
 from teachkit.init import LSUVReport, LSUVWarning, lsuv_init, lsuv_module, lsuv_modules, lsuv_step
-from teachkit.lsuv_stepper import LSUVStepper
+from teachkit.init import LSUVStepper
 from teachkit.learner import Learner
 from teachkit.models import ConvLayer, get_cnn_model, init_cnn
 from teachkit.toy import toy_databunch

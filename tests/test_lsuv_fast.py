@@ -10,9 +10,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from teachkit import lsuv_fast
+from teachkit.init import fast as lsuv_fast
 from teachkit.init import lsuv_init, lsuv_module, lsuv_modules
-from teachkit.lsuv_stepper import LSUVStepper
+from teachkit.init import LSUVStepper
 from teachkit.models import ConvLayer, GeneralRelu, get_cnn_model, init_cnn
 from teachkit.xresnet import xresnet18
 

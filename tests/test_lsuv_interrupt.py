@@ -8,9 +8,9 @@ import pytest
 import torch
 from torch import nn
 
-from teachkit import init as lsuv, lsuv_fast
+from teachkit.init import fast as lsuv_fast, lsuv
 from teachkit.init import lsuv_init
-from teachkit.lsuv_stepper import LSUVStepper
+from teachkit.init import LSUVStepper
 from teachkit.models import get_cnn_model, init_cnn
 from teachkit.widgets import lsuv_panel
 

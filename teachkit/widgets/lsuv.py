@@ -1,6 +1,6 @@
 """LSUV panel: step layer-sequential unit variance one iteration at a time and watch every layer's statistics move.
 
-A thin ipywidgets view over `teachkit.lsuv_stepper.LSUVStepper`, which does all the work (and is tested on its own): the
+A thin ipywidgets view over `teachkit.init.stepper.LSUVStepper`, which does all the work (and is tested on its own): the
 buttons call its methods, then the table and the plots are redrawn from its `history` and `stats`.
 """
 from __future__ import annotations
@@ -15,8 +15,7 @@ import torch
 from matplotlib.patches import Rectangle
 from torch import nn
 
-from ..init import LSUVStep, LSUVWarning
-from ..lsuv_stepper import LSUVStepper
+from ..init import LSUVStep, LSUVStepper, LSUVWarning
 from ..render import Blit, canvas_png, fixed_figure
 
 __all__ = ["LSUVPanel", "LSUVPlot", "lsuv_panel", "lsuv_table", "lsuv_plot"]

@@ -9,9 +9,10 @@ What LSUV tunes: a conv or linear layer's `weight` (scaled) and `bias` (shifted;
 measured at its output. A block states the same (see `models.ConvLayer`: `weight` is its conv's, `bias` is
 `-relu.sub`, and `lsuv_output = "relu"` names the part whose output LSUV measures).
 
-Here a measurement is a forward pass of the model, cut short at the layer. `lsuv_init` takes a fast path on one
-batch (`teachkit.lsuv_fast`): while one layer is tuned everything before it is fixed, so it tunes each layer when a
-single forward pass reaches it, re-running only that layer; tested equal to this readable path.
+Here a measurement is a forward pass of the model, cut short at the layer. `lsuv_init` (in `teachkit.init.fast`)
+runs this on a whole model, taking a fast path on one batch: while one layer is tuned everything before it is fixed,
+so it tunes each layer when a single forward pass reaches it, re-running only that layer; tested equal to this
+readable path.
 """
 from __future__ import annotations
 
@@ -24,12 +25,12 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
-from .hooks import activation_stats, find_modules, is_lin_layer
-from .progress import progress_bar
-from .utils import listify, restore_modes, to_model_device, train_modes
+from ..hooks import activation_stats, find_modules, is_lin_layer
+from ..progress import progress_bar
+from ..utils import listify, restore_modes, to_model_device, train_modes
 
 __all__ = ["LSUVWarning", "LSUVStep", "LSUVReport", "lsuv_modules", "lsuv_update", "lsuv_module", "lsuv_loop",
-           "lsuv_init", "lsuv_step", "measure", "lsuv_point", "point_stats", "lsuv_mode", "batch_problem"]
+           "lsuv_step", "measure", "lsuv_point", "point_stats", "lsuv_mode", "batch_problem"]
 
 Batches = torch.Tensor | Sequence[torch.Tensor]
 
@@ -79,9 +80,9 @@ def lsuv_modules(model: nn.Module) -> list[nn.Module]:
 def lsuv_module(model: nn.Module, m: nn.Module, xb: Batches, tol: float = 1e-3, max_iter: int = 10) -> LSUVStep:
     """LSUV on one layer, as on the slide: measure, divide the weights by the std, shift the mean, repeat (at most
     `max_iter` updates); `xb`: a batch, or several whose statistics are averaged."""
-    _check_args(tol, max_iter)
+    check_args(tol, max_iter)
     with lsuv_mode(model):
-        return lsuv_loop(m, _name(model, m), lambda: measure(model, m, xb), tol, max_iter)
+        return lsuv_loop(m, layer_name(model, m), lambda: measure(model, m, xb), tol, max_iter)
 
 
 def lsuv_loop(m: nn.Module, name: str, measure: Callable[[], tuple[float, float]], tol: float, max_iter: int,
@@ -91,7 +92,7 @@ def lsuv_loop(m: nn.Module, name: str, measure: Callable[[], tuple[float, float]
         mean, std = measure()
         action = lsuv_update(m, mean, std, tol, update=it < max_iter)
         if action in ("converged", "stopped"):
-            return _result(LSUVStep(layer, name, it, mean, std, action, _shift(m)), max_iter, tol)
+            return warn_if_stopped(LSUVStep(layer, name, it, mean, std, action, shift_name(m)), max_iter, tol)
 
 
 def lsuv_update(m: nn.Module, mean: float, std: float, tol: float = 1e-3, update: bool = True) -> str:
@@ -113,31 +114,14 @@ def lsuv_update(m: nn.Module, mean: float, std: float, tol: float = 1e-3, update
 
 def measure(model: nn.Module, m: nn.Module, xb: Batches) -> tuple[float, float]:
     """Mean and std of `m`'s output, from a forward pass of the model cut short there; several batches: averaged."""
-    name, point, batches = _name(model, m), lsuv_point(m), _batches(model, xb)
+    name, point, batches = layer_name(model, m), lsuv_point(m), as_batches(model, xb)
     return average([point_stats(name, point, lambda: model(to_model_device(model, b))) for b in batches])
-
-
-def lsuv_init(model: nn.Module, xb: Batches, modules: Sequence[nn.Module] | None = None, tol: float = 1e-3,
-              max_iter: int = 10, progress: bool = True) -> LSUVReport:
-    """LSUV on `modules` (default `lsuv_modules(model)`) in order, on `xb` (several batches: their stats averaged)."""
-    _check_args(tol, max_iter)
-    mods, batches = _modules(model, modules), _batches(model, xb)
-    report = LSUVReport()
-    with lsuv_mode(model), _progress(len(mods), progress) as done:
-        if len(batches) == 1:  # the fast path: as far as it can go, every layer in one forward pass
-            from .lsuv_fast import lsuv_in_one_pass  # imported here: lsuv_fast builds on this module
-            lsuv_in_one_pass(model, mods, batches[0], tol, max_iter, report, done)
-        for i in range(len(report), len(mods)):
-            m = mods[i]
-            report.append(lsuv_loop(m, _name(model, m), lambda: measure(model, m, batches), tol, max_iter, layer=i))
-            done(i + 1)
-    return report
 
 
 def lsuv_step(model: nn.Module, m: nn.Module, xb: Batches, tol: float = 1e-3,
               update: bool = True) -> tuple[float, float, str]:
     """One LSUV iteration on `m`: its (mean, std) and what `lsuv_update` did about them."""
-    _check_args(tol, 0)
+    check_args(tol, 0)
     with lsuv_mode(model):
         mean, std = measure(model, m, xb)
         return mean, std, lsuv_update(m, mean, std, tol, update)
@@ -145,12 +129,12 @@ def lsuv_step(model: nn.Module, m: nn.Module, xb: Batches, tol: float = 1e-3,
 
 # ---------------------------------------------------------------- guard rails
 
-def _check_args(tol: float, max_iter: int) -> None:
+def check_args(tol: float, max_iter: int) -> None:
     if tol <= 0 or max_iter < 0:
         raise ValueError(f"LSUV needs tol > 0 and max_iter >= 0, got tol={tol}, max_iter={max_iter}.")
 
 
-def _batches(model: nn.Module, xb: Batches) -> list[torch.Tensor]:
+def as_batches(model: nn.Module, xb: Batches) -> list[torch.Tensor]:
     """`xb` as a list of batches, each checked (`batch_problem`) before anything in the model changes."""
     batches = [xb] if isinstance(xb, torch.Tensor) else list(xb)
     if not batches:
@@ -188,7 +172,7 @@ def _dtype(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
 
 
-def _modules(model: nn.Module, modules: Sequence[nn.Module] | None) -> list[nn.Module]:
+def layers_to_tune(model: nn.Module, modules: Sequence[nn.Module] | None) -> list[nn.Module]:
     mods = lsuv_modules(model) if modules is None else listify(modules)
     if not mods:
         raise ValueError("LSUV has no layer to tune: the model has no ConvLayer, conv or linear layer, or `modules` "
@@ -196,7 +180,7 @@ def _modules(model: nn.Module, modules: Sequence[nn.Module] | None) -> list[nn.M
     return mods
 
 
-def _name(model: nn.Module, m: nn.Module) -> str:
+def layer_name(model: nn.Module, m: nn.Module) -> str:
     """`'3 ConvLayer'`: the module's path in the model and its type, for reports and error messages."""
     path = next((n for n, o in model.named_modules() if o is m), None)
     if path is None:
@@ -204,12 +188,12 @@ def _name(model: nn.Module, m: nn.Module) -> str:
     return f"{path} {type(m).__name__}".strip()
 
 
-def _shift(m: nn.Module) -> str | None:
+def shift_name(m: nn.Module) -> str | None:
     """What centres the layer's mean, as the report names it."""
     return None if getattr(m, "bias", None) is None else getattr(m, "lsuv_shift", "bias")
 
 
-def _result(step: LSUVStep, max_iter: int, tol: float) -> LSUVStep:
+def warn_if_stopped(step: LSUVStep, max_iter: int, tol: float) -> LSUVStep:
     """A layer's last step; warns if it ran out of iterations."""
     if step.action == "stopped":
         warnings.warn(f"LSUV: {step.name} did not converge in {max_iter} iterations (mean {step.mean:.3g}, std "
@@ -240,7 +224,7 @@ def lsuv_mode(model: nn.Module) -> Iterator[None]:
 
 
 @contextmanager
-def _progress(n: int, show: bool) -> Iterator[Callable[[int], None]]:
+def lsuv_progress(n: int, show: bool) -> Iterator[Callable[[int], None]]:
     """`done(i)` after each layer moves a bar over `n` layers; the bar is closed whatever happens (error, Ctrl-C)."""
     bar = progress_bar(range(n), total=n, leave=False, comment="LSUV") if show else None
     if bar is not None:
@@ -277,7 +261,7 @@ def average(stats: Sequence[Sequence[float]]) -> tuple[float, ...]:
 
 # ---------------------------------------------------------------- reading a layer's output
 
-class _StopForward(Exception):
+class StopForward(Exception):
     """Raised by a hook once it has what LSUV needs: the layers after it needn't run."""
 
 
@@ -294,8 +278,8 @@ def point_stats(name: str, point: nn.Module, run: Callable[[], Any], check: bool
     def keep(mod: nn.Module, inp: Any, out: torch.Tensor) -> None:
         outs.append(out)
         if stop:
-            raise _StopForward
-    with point.register_forward_hook(keep), suppress(_StopForward):  # the hook is removed whatever happens
+            raise StopForward
+    with point.register_forward_hook(keep), suppress(StopForward):  # the hook is removed whatever happens
         run()
     if not outs:
         raise ValueError(f"{name} did not run in model(xb), so LSUV can't measure it.")

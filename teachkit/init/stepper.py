@@ -1,6 +1,6 @@
 """LSUV one iteration at a time, with every layer's statistics after each step: the model behind the LSUV panel.
 
-A step is one iteration of `teachkit.init`'s loop on the current layer: read the layer's mean and std (measured by
+A step is one iteration of `teachkit.init.lsuv`'s loop on the current layer: read the layer's mean and std (measured by
 the last snapshot, as the model is now), let `lsuv_update` scale or shift it, then take a new snapshot of every
 layer. Everything before the current layer is fixed, so a snapshot does not run it again: those layers' outputs
 are kept from an earlier snapshot and handed on (`_frozen`), and the forward pass costs only the layers from the
@@ -17,10 +17,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from .hooks import LayerStats, activation_stats
-from .init import (Batches, LSUVReport, LSUVStep, _batches, _check_args, _modules, _name, _result, _shift, average,
-                   lsuv_mode, lsuv_point, lsuv_update, shares_parameters, stats_problem)
-from .utils import to_model_device
+from ..hooks import LayerStats, activation_stats
+from ..utils import to_model_device
+from .lsuv import (Batches, LSUVReport, LSUVStep, as_batches, average, check_args, layer_name, layers_to_tune,
+                   lsuv_mode, lsuv_point, lsuv_update, shares_parameters, shift_name, stats_problem, warn_if_stopped)
 
 __all__ = ["LSUVStepper"]
 
@@ -34,11 +34,11 @@ class LSUVStepper:
 
     def __init__(self, model: nn.Module, xb: Batches, modules: Sequence[nn.Module] | None = None,
                  tol: float = 1e-3, max_iter: int = 10, bins: int = 40, hist_range: tuple[float, float] = (-4.0, 4.0)):
-        _check_args(tol, max_iter)
-        self.model, self.batches, self.tol, self.max_iter = model, _batches(model, xb), tol, max_iter
+        check_args(tol, max_iter)
+        self.model, self.batches, self.tol, self.max_iter = model, as_batches(model, xb), tol, max_iter
         self.bins, self.hist_range = bins, hist_range
-        self.modules = _modules(model, modules)
-        self.names = [_name(model, m) for m in self.modules]
+        self.modules = layers_to_tune(model, modules)
+        self.names = [layer_name(model, m) for m in self.modules]
         self.points = [lsuv_point(m) for m in self.modules]
         self.can_freeze = not any(shares_parameters(model, m) for m in self.modules)
         self._start = copy.deepcopy(model.state_dict())
@@ -78,10 +78,10 @@ class LSUVStepper:
         except BaseException:  # an error or Ctrl-C: the layer as it was, so weights and pictures agree
             m.load_state_dict(saved)
             raise
-        row = LSUVStep(i, self.names[i], self.iterations, mean, std, action, _shift(m))
+        row = LSUVStep(i, self.names[i], self.iterations, mean, std, action, shift_name(m))
         self.history.append(row)
         if action in ("converged", "stopped"):
-            self.results.append(_result(row, self.max_iter, self.tol))
+            self.results.append(warn_if_stopped(row, self.max_iter, self.tol))
             self.current = i + 1 if i + 1 < len(self.modules) else None
             self.iterations = 0
         else:

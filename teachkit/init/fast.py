@@ -1,15 +1,15 @@
-"""LSUV's fast path: every layer tuned inside one forward pass, for about one pass plus the layers' own runs
-(issue 15: at most 5 forward passes on the lesson CNN, against 28 for a forward pass per measurement).
+"""`lsuv_init`, LSUV on a whole model, and its fast path: every layer tuned inside one forward pass, for about one
+pass plus the layers' own runs (at most 5 forward passes on the lesson CNN, against 28 for a pass per measurement).
 
 While one layer is tuned, everything before it is fixed, so the input the pass brings it is the input every
-measurement of `teachkit.init.measure` would compute again. Each layer's `forward` is replaced for the pass: on
+measurement of `teachkit.init.lsuv.measure` would compute again. Each layer's `forward` is replaced for the pass: on
 its turn it runs the LSUV loop on that input, re-running only itself, and hands the pass the output of its last
 measurement. Tested equal to the readable path (tests/test_lsuv_fast.py), which takes over where this one can't
 be trusted.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from functools import partial
 from typing import Any
@@ -17,10 +17,27 @@ from typing import Any
 import torch
 from torch import nn
 
-from .init import LSUVReport, _name, _StopForward, lsuv_loop, lsuv_point, point_stats, shares_parameters
-from .utils import to_model_device
+from ..utils import to_model_device
+from .lsuv import (Batches, LSUVReport, StopForward, as_batches, check_args, layer_name, layers_to_tune, lsuv_loop,
+                   lsuv_mode, lsuv_point, lsuv_progress, measure, point_stats, shares_parameters)
 
-__all__ = ["lsuv_in_one_pass"]
+__all__ = ["lsuv_init", "lsuv_in_one_pass"]
+
+
+def lsuv_init(model: nn.Module, xb: Batches, modules: Sequence[nn.Module] | None = None, tol: float = 1e-3,
+              max_iter: int = 10, progress: bool = True) -> LSUVReport:
+    """LSUV on `modules` (default `lsuv_modules(model)`) in order, on `xb` (several batches: their stats averaged)."""
+    check_args(tol, max_iter)
+    mods, batches = layers_to_tune(model, modules), as_batches(model, xb)
+    report = LSUVReport()
+    with lsuv_mode(model), lsuv_progress(len(mods), progress) as done:
+        if len(batches) == 1:  # the fast path: as far as it can go, every layer in one forward pass
+            lsuv_in_one_pass(model, mods, batches[0], tol, max_iter, report, done)
+        for i in range(len(report), len(mods)):
+            m = mods[i]
+            report.append(lsuv_loop(m, layer_name(model, m), lambda: measure(model, m, batches), tol, max_iter, layer=i))
+            done(i + 1)
+    return report
 
 
 def lsuv_in_one_pass(model: nn.Module, mods: list[nn.Module], xb: torch.Tensor, tol: float, max_iter: int,
@@ -38,9 +55,9 @@ def lsuv_in_one_pass(model: nn.Module, mods: list[nn.Module], xb: torch.Tensor, 
             return type(m).forward(m, *args, **kwargs)
         point = lsuv_point(m)
         if i > len(report) or shares_parameters(model, m) or not _runs_only_inside(model, m, point):
-            raise _StopForward
+            raise StopForward
         busy.append(i)
-        name, out = _name(model, m), []
+        name, out = layer_name(model, m), []
         report.append(lsuv_loop(m, name, partial(_measure_alone, name, m, point, args, kwargs, out), tol, max_iter, i))
         busy.clear()
         done(i + 1)
@@ -54,7 +71,7 @@ def lsuv_in_one_pass(model: nn.Module, mods: list[nn.Module], xb: torch.Tensor, 
             stack.callback(delattr, m, "forward")
         try:
             model(to_model_device(model, xb))
-        except _StopForward:
+        except StopForward:
             pass
 
 
