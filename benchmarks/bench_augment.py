@@ -23,7 +23,7 @@ from PIL import Image
 from torchvision.transforms import v2
 
 from teachkit.augment import PilRandomFlip, PilTiltRandomCrop
-from teachkit.batch_augment import BatchAugment
+from teachkit.augment import BatchAugment
 from teachkit.transforms import to_byte_tensor, to_float_tensor
 from teachkit.utils import compose
 

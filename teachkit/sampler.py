@@ -21,9 +21,8 @@ import torch
 from matplotlib import cbook
 from PIL import Image
 
-from .augment import (GEOMETRIC_RESAMPLING, CenterCrop, PilRandomDihedral, PilRandomFlip, PilTiltRandomCrop,
-                      RandomCrop, RandomResizedCrop)
-from .batch_augment import BatchFlip, BatchRotate, BatchTransform, BatchWarp, BatchZoom
+from .augment import (GEOMETRIC_RESAMPLING, BatchFlip, BatchRotate, BatchTransform, BatchWarp, BatchZoom, CenterCrop,
+                      PilRandomDihedral, PilRandomFlip, PilTiltRandomCrop, RandomCrop, RandomResizedCrop)
 from .data import ItemList, ImageList
 from .files import open_image
 from .render import canvas_png, fixed_figure

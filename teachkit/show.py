@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torchvision.utils import make_grid
 
-from .batch_augment import BatchTransform
+from .augment import BatchTransform
 from .transforms import make_rgb, to_byte_tensor, to_float_tensor
 from .utils import compose, derive_seed, listify
 

@@ -14,7 +14,7 @@ from torch import nn
 from teachkit import augment as A
 from teachkit.augment import (CenterCrop, PilRandomDihedral, PilRandomFlip, PilTiltRandomCrop, RandomCrop,
                               RandomResizedCrop, find_coeffs, tilted_corners)
-from teachkit.batch_augment import (BatchAugment, BatchFlip, BatchRotate, BatchWarp, BatchZoom, homography_grid,
+from teachkit.augment import (BatchAugment, BatchFlip, BatchRotate, BatchWarp, BatchZoom, homography_grid,
                                     rotation_matrix, tilt_matrix, zoom_matrix)
 from teachkit.callbacks import BatchTransformXCallback
 from teachkit.databunch import DataBunch

@@ -5,7 +5,7 @@ import torch
 from PIL import Image
 
 from teachkit.augment import CenterCrop, PilRandomFlip, PilTiltRandomCrop, RandomResizedCrop
-from teachkit.batch_augment import BatchAugment, BatchFlip, BatchWarp, BatchZoom
+from teachkit.augment import BatchAugment, BatchFlip, BatchWarp, BatchZoom
 from teachkit.data import ImageList
 from teachkit.sampler import AugmentSampler, Param, sample_image, transform_params
 from teachkit.show import image_grid, montage, to_hwc

@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 from teachkit.augment import PilRandomFlip, RandomResizedCrop
-from teachkit.batch_augment import BatchZoom
+from teachkit.augment import BatchZoom
 from teachkit.show import to_hwc
 from teachkit.widgets import augment_panel
 from teachkit.widgets.augment import AugmentPanel, param_control

@@ -1,7 +1,7 @@
 """Lesson 10's exercise: the rotation matrix of batched augmentation, an inverse map with its aspect fix.
 
 The matrix maps each OUTPUT pixel to where it reads from in the INPUT, in grid_sample's normalised [-1, 1]
-coordinates (x right, y down). teachkit's reference is `teachkit.batch_augment.rotation_matrix`.
+coordinates (x right, y down). teachkit's reference is `teachkit.augment.batch.rotation_matrix`.
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def solution_rotation_matrix(thetas: Tensor, aspect: float = 1.0) -> Tensor:
 
 
 def _reference(thetas: Tensor, aspect: float = 1.0) -> Tensor:
-    from ..batch_augment import rotation_matrix
+    from ..augment import rotation_matrix
     return rotation_matrix(thetas, aspect)
 
 
@@ -81,5 +81,5 @@ EXERCISE = Exercise("rotation_matrix", _reference, CASES, _observe, MISTAKES, rt
 
 
 def check_rotation_matrix(fn: Any) -> Verdict:
-    """Check a learner's `rotation_matrix(thetas, aspect)` against `teachkit.batch_augment.rotation_matrix`."""
+    """Check a learner's `rotation_matrix(thetas, aspect)` against `teachkit.augment.batch.rotation_matrix`."""
     return EXERCISE.check(fn)

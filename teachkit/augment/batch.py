@@ -2,7 +2,7 @@
 
 Flips, rotations, zooms and tilts are each a 3x3 matrix per sample; their product is turned into one sampling
 grid and applied with ONE `grid_sample` call, so every image is resampled once, all at once, on the GPU when
-there is one. The per-image PIL transforms are in `teachkit.augment`.
+there is one. The per-image PIL transforms are in `teachkit.augment.pil`.
 
 Randomness is never global: every transform owns a `torch.Generator`, seeded from `seed`, or from the global
 RNG when `seed` is None (so `teachkit.utils.set_seed` still makes a whole cell reproducible).
@@ -14,8 +14,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .augment import _check_magnitude, _check_p, _check_range, find_coeffs, tilted_corners
-from .utils import derive_seed
+from .pil import check_magnitude, check_p, check_range, find_coeffs, tilted_corners
+from ..utils import derive_seed
 
 __all__ = ["INTERP_MODES", "PAD_MODES", "flip_matrix", "rotation_matrix", "zoom_matrix", "tilt_matrix",
            "homography_grid", "apply_matrices", "BatchTransform", "BatchFlip", "BatchRotate", "BatchZoom",
@@ -129,7 +129,7 @@ class BatchTransform:
         if mode not in INTERP_MODES or pad_mode not in PAD_MODES:
             raise ValueError(f"{name}: mode must be one of {INTERP_MODES} and pad_mode one of {PAD_MODES} "
                              f"(grid_sample's); got mode={mode!r}, pad_mode={pad_mode!r}.")
-        self.p, self.mode, self.pad_mode = _check_p(p, name), mode, pad_mode
+        self.p, self.mode, self.pad_mode = check_p(p, name), mode, pad_mode
         self.reseed(seed)
 
     def reseed(self, seed: int | None = None) -> None:
@@ -191,7 +191,7 @@ class BatchZoom(BatchTransform):
     """Zoom each sample, with probability `p`, by a factor in [min_zoom, max_zoom] around a random centre."""
 
     def __init__(self, min_zoom: float = 1.0, max_zoom: float = 1.4, p: float = 0.75, seed: int | None = None):
-        _check_range(min_zoom, max_zoom, "zoom factors (1 = as is, 2 = twice as close)", "BatchZoom")
+        check_range(min_zoom, max_zoom, "zoom factors (1 = as is, 2 = twice as close)", "BatchZoom")
         super().__init__(p, seed=seed)
         self.min_zoom, self.max_zoom = min_zoom, max_zoom
 
@@ -209,7 +209,7 @@ class BatchWarp(BatchTransform):
 
     def __init__(self, magnitude: float = 0.2, p: float = 0.75, seed: int | None = None):
         super().__init__(p, seed=seed)
-        self.magnitude = _check_magnitude(magnitude, "BatchWarp")
+        self.magnitude = check_magnitude(magnitude, "BatchWarp")
 
     def matrices(self, n: int, h: int, w: int) -> torch.Tensor:
         tilts = self.uniform(2 * n, -self.magnitude, self.magnitude).view(n, 2)

@@ -1,7 +1,7 @@
 """Data augmentation per image, on PIL (lesson 10): flips, dihedral turns, crops and a perspective tilt.
 
 All of them work on bytes (fast) before the image becomes a tensor; each crop resamples only once. The batched
-tensor transforms, which run on the GPU, are in `teachkit.batch_augment`; `teachkit.show.show_samples` draws
+tensor transforms, which run on the GPU, are in `teachkit.augment.batch`; `teachkit.show.show_samples` draws
 what a transform does.
 
 Randomness is never global: every transform owns a `random.Random`, seeded from `seed`, or from the global RNG
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import torch
 from PIL import Image
 
-from .transforms import Transform, make_rgb
+from ..transforms import Transform, make_rgb
 
 __all__ = ["GEOMETRIC_RESAMPLING", "PilTransform", "PilRandomFlip", "PilRandomDihedral", "GeneralCrop", "RandomCrop",
            "CenterCrop", "RandomResizedCrop", "PilTiltRandomCrop", "find_coeffs", "warp", "tilted_corners",
@@ -28,18 +28,18 @@ Size = int | tuple[int, int]
 # ---------------------------------------------------------------- checks
 
 
-def _check_p(p: float, name: str) -> float:
+def check_p(p: float, name: str) -> float:
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"{name}: p is the probability of applying the transform and must be in [0, 1]; got {p}.")
     return p
 
 
-def _check_range(lo: float, hi: float, what: str, name: str, low: float = 0.0, high: float = math.inf) -> None:
+def check_range(lo: float, hi: float, what: str, name: str, low: float = 0.0, high: float = math.inf) -> None:
     if not low < lo <= hi <= high:
         raise ValueError(f"{name}: {what} must satisfy {low} < min <= max <= {high}; got ({lo}, {hi}).")
 
 
-def _check_magnitude(magnitude: float, name: str) -> float:
+def check_magnitude(magnitude: float, name: str) -> float:
     if magnitude < 0:
         raise ValueError(f"{name}: magnitude is how far corners move, a fraction of the side, and can't be negative; "
                          f"got {magnitude}. Use 0 for no tilt.")
@@ -75,7 +75,7 @@ class PilTransform(Transform):
     _order = 11  # after ResizeFixed (10), before to_byte_tensor (20)
 
     def __init__(self, p: float = 1.0, seed: int | None = None):
-        self.p = _check_p(p, type(self).__name__)
+        self.p = check_p(p, type(self).__name__)
         self.reseed(seed)
 
     def reseed(self, seed: int | None = None) -> None:
@@ -192,8 +192,8 @@ class RandomResizedCrop(GeneralCrop):
     def __init__(self, size: Size = 128, scale: tuple[float, float] = (0.35, 1.0),
                  ratio: tuple[float, float] = (3 / 4, 4 / 3), resample: Image.Resampling = Image.Resampling.BILINEAR,
                  p: float = 1.0, seed: int | None = None):
-        _check_range(*scale, "scale (fractions of the image area)", "RandomResizedCrop", high=1.0)
-        _check_range(*ratio, "ratio (width / height of the crop)", "RandomResizedCrop")
+        check_range(*scale, "scale (fractions of the image area)", "RandomResizedCrop", high=1.0)
+        check_range(*ratio, "ratio (width / height of the crop)", "RandomResizedCrop")
         super().__init__(size, resample=resample, p=p, seed=seed)
         self.scale, self.ratio = tuple(scale), tuple(ratio)
 
@@ -253,7 +253,7 @@ class PilTiltRandomCrop(GeneralCrop):
     def __init__(self, size: Size = 128, crop_size: Size | None = None, magnitude: float = 0.0,
                  resample: Image.Resampling = Image.Resampling.BILINEAR, p: float = 1.0, seed: int | None = None):
         super().__init__(size, crop_size, resample, p, seed)
-        self.magnitude = _check_magnitude(magnitude, "PilTiltRandomCrop")
+        self.magnitude = check_magnitude(magnitude, "PilTiltRandomCrop")
 
     def encodes(self, item: Image.Image) -> Image.Image:
         wc, hc = self.crop_dims(*item.size)
