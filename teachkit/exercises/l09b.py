@@ -16,6 +16,7 @@ from torch import nn
 
 from . import Case, Exercise, Mistake, Verdict
 from ..learner import CancelBatchException, CancelEpochException, CancelFitException, Callback, Learner
+from ..toy import toy_databunch
 
 NAN_AT = 3
 """The loss of the training batch with this index (from 0), and of every later one, is NaN."""
@@ -66,7 +67,6 @@ CASES = [Case(f"A loss that turns NaN at training batch {NAN_AT} (of 8), 2 epoch
 
 
 def _observe(cb_class: Any, args: tuple) -> dict[str, Any]:
-    from ..toy import toy_databunch
     (epochs,) = args
     with torch.random.fork_rng():
         torch.manual_seed(0)

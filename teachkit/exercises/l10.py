@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..augment import rotation_matrix
 from . import Case, Exercise, Mistake, Verdict
 
 
@@ -25,7 +26,6 @@ def solution_rotation_matrix(thetas: Tensor, aspect: float = 1.0) -> Tensor:
 
 
 def _reference(thetas: Tensor, aspect: float = 1.0) -> Tensor:
-    from ..augment import rotation_matrix
     return rotation_matrix(thetas, aspect)
 
 
