@@ -20,8 +20,8 @@ import torch
 
 from teachkit.init import lsuv_modules, lsuv_step
 from teachkit.models import get_cnn_model, init_cnn
-from teachkit.playground import COLORS, OptimizerPlayground, PlaygroundPlot, draw_contours, draw_loss_axes
-from teachkit.surfaces import get_surface
+from teachkit.panels.playground import COLORS, OptimizerPlayground, PlaygroundPlot, draw_contours, draw_loss_axes
+from teachkit.panels.surfaces import get_surface
 from teachkit.widgets import augment_panel, lsuv_panel, optimizer_panel
 from teachkit.render import fig_to_png, new_figure
 from teachkit.show import show_samples

@@ -21,7 +21,7 @@ from teachkit.databunch import DataBunch
 from teachkit.show import sample_grid, show_samples
 from teachkit.transforms import ResizeFixed, make_rgb, to_byte_tensor, to_float_tensor
 from teachkit.learner import Callback, Learner
-from teachkit.sampler import transform_params
+from teachkit.panels.sampler import transform_params
 from teachkit.utils import compose, set_seed
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])

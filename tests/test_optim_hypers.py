@@ -95,7 +95,7 @@ def test_load_state_dict_checks_the_saved_hypers_and_changes_nothing_when_they_a
 
 
 def test_playground_settings_follow_the_shared_rules():
-    from teachkit.playground import HYPERS, RULES
+    from teachkit.panels.playground import HYPERS, RULES
     for names in HYPERS.values():
         for hyper, setting in names.items():
             assert RULES[setting] is HYPER_RULES[hyper]

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from teachkit.playground import HYPERS, RACERS, OptimizerPlayground, PlaygroundPlot, run_optimizers
-from teachkit.surfaces import SURFACES, Surface, get_surface
+from teachkit.panels.playground import HYPERS, RACERS, OptimizerPlayground, PlaygroundPlot, run_optimizers
+from teachkit.panels.surfaces import SURFACES, Surface, get_surface
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

@@ -1,4 +1,4 @@
-"""teachkit.sampler.AugmentSampler: the augmentation panel's model, tested without widgets."""
+"""teachkit.panels.sampler.AugmentSampler: the augmentation panel's model, tested without widgets."""
 import numpy as np
 import pytest
 import torch
@@ -7,7 +7,7 @@ from PIL import Image
 from teachkit.augment import CenterCrop, PilRandomFlip, PilTiltRandomCrop, RandomResizedCrop
 from teachkit.augment import BatchAugment, BatchFlip, BatchWarp, BatchZoom
 from teachkit.data import ImageList
-from teachkit.sampler import AugmentSampler, Param, sample_image, transform_params
+from teachkit.panels.sampler import AugmentSampler, Param, sample_image, transform_params
 from teachkit.show import image_grid, montage, to_hwc
 from teachkit.transforms import to_byte_tensor, to_float_tensor
 

@@ -120,7 +120,7 @@ def test_mode_label_sits_beside_its_buttons_and_the_panel_is_quiet(panel):
 
 
 def test_param_controls_come_from_ipywidgets_abbreviations():
-    from teachkit.sampler import transform_params
+    from teachkit.panels.sampler import transform_params
     ps = {p.name: p for p in transform_params(RandomResizedCrop)}
     ref = widgets.interactive.widget_from_abbrev((ps["p"].low, ps["p"].high, ps["p"].step), 0.5)
     ours = param_control(ps["p"], 0.5)

@@ -2,8 +2,8 @@
 import ipywidgets as widgets
 import pytest
 
-from teachkit.playground import OptimizerPlayground
-from teachkit.surfaces import SURFACES, Surface
+from teachkit.panels.playground import OptimizerPlayground
+from teachkit.panels.surfaces import SURFACES, Surface
 from teachkit.widgets import optimizer_panel
 from teachkit.widgets.optimizer import OptimizerPanel
 

@@ -1,6 +1,6 @@
 """Augmentation panel: pick an image, a transform and its parameters, and see N random samples beside the original.
 
-A thin ipywidgets view over `teachkit.sampler.AugmentSampler` (`panel.sampler`), which does all the work and is
+A thin ipywidgets view over `teachkit.panels.sampler.AugmentSampler` (`panel.sampler`), which does all the work and is
 tested on its own. The parameter controls are built from the transform's constructor signature, by ipywidgets' own
 `interactive` abbreviations, so a new transform needs no new view. Every change goes to the sampler first; when it
 refuses a value, the status line says why and the controls snap back to what the sampler holds, so the panel always
@@ -15,7 +15,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from ..files import ImageLoadError
-from ..sampler import AugmentSampler, Param
+from ..panels.sampler import AugmentSampler, Param
 from .common import QuietMixin
 
 __all__ = ["AugmentPanel", "augment_panel", "param_control"]

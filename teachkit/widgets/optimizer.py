@@ -1,6 +1,6 @@
 """Optimizer panel: scrub lr, momentum, Adam's betas... and watch SGD, momentum, Adam and LAMB race on a toy surface.
 
-A thin ipywidgets view over `teachkit.playground.OptimizerPlayground`, which runs teachkit's real optimizers and
+A thin ipywidgets view over `teachkit.panels.playground.OptimizerPlayground`, which runs teachkit's real optimizers and
 draws the plot (and is tested on its own): every control change is passed to the playground, which reruns and
 redraws; the picture is a PNG in an `ipywidgets.Image`, so the panel works in every Jupyter front end.
 
@@ -18,8 +18,8 @@ import ipywidgets as widgets
 from ipywidgets import interactive
 from matplotlib.colors import to_hex
 
-from ..playground import COLORS, RACERS, OptimizerPlayground, Trajectory
-from ..surfaces import SURFACES, Surface
+from ..panels.playground import COLORS, RACERS, OptimizerPlayground, Trajectory
+from ..panels.surfaces import SURFACES, Surface
 from .common import QuietMixin
 
 __all__ = ["OptimizerPanel", "optimizer_panel"]

@@ -21,13 +21,13 @@ import torch
 from matplotlib import cbook
 from PIL import Image
 
-from .augment import (GEOMETRIC_RESAMPLING, BatchFlip, BatchRotate, BatchTransform, BatchWarp, BatchZoom, CenterCrop,
+from ..augment import (GEOMETRIC_RESAMPLING, BatchFlip, BatchRotate, BatchTransform, BatchWarp, BatchZoom, CenterCrop,
                       PilRandomDihedral, PilRandomFlip, PilTiltRandomCrop, RandomCrop, RandomResizedCrop)
-from .data import ItemList, ImageList
-from .files import open_image
-from .render import canvas_png, fixed_figure
-from .show import montage, sample_grid
-from .transforms import make_rgb
+from ..data import ItemList, ImageList
+from ..files import open_image
+from ..render import canvas_png, fixed_figure
+from ..show import montage, sample_grid
+from ..transforms import make_rgb
 
 __all__ = ["SAMPLER_MODES", "PIL_TFMS", "BATCH_TFMS", "COUNTERPARTS", "Param", "transform_params", "sample_image",
            "AugmentSampler"]

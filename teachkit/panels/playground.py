@@ -26,11 +26,11 @@ import torch
 from matplotlib.colors import LogNorm
 from matplotlib.lines import Line2D
 
-from .optim import Optimizer, adam_opt, lamb_opt, sgd_mom_opt, sgd_opt
-from .optim_hypers import HYPER_RULES
-from .render import Blit, canvas_png, fixed_figure
+from ..optim import Optimizer, adam_opt, lamb_opt, sgd_mom_opt, sgd_opt
+from ..optim_hypers import HYPER_RULES
+from ..render import Blit, canvas_png, fixed_figure
 from .surfaces import Surface, get_surface
-from .utils import listify
+from ..utils import listify
 
 __all__ = ["RACERS", "HYPERS", "COLORS", "Trajectory", "run_optimizers", "OptimizerPlayground", "PlaygroundPlot"]
 
