@@ -35,7 +35,7 @@ from torchvision.transforms import v2
 
 from teachkit.data import ImageList, LabeledData, parent_labeler
 from teachkit.databunch import default_num_workers
-from teachkit.files import get_files, image_extensions
+from teachkit.data import get_files, image_extensions
 from teachkit.transforms import ResizeFixed, make_rgb, to_byte_tensor
 
 N_FILES = 13_394

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from teachkit.callbacks import AvgStatsCallback, BatchTransformXCallback, DeviceCallback, accuracy
 from teachkit.data import norm_imagenette
 from teachkit.databunch import DataBunch, default_num_workers
-from teachkit.lookalike import is_synthetic
+from teachkit.data import is_synthetic
 from teachkit.learner import Callback, Learner
 from teachkit.optim import adam_opt
 from teachkit.pipeline import ChannelsLast, get_data, imagenette_dls, imagenette_gpu_dls

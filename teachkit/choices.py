@@ -6,15 +6,10 @@ models; the tests check that both sides name the same things.
 """
 from __future__ import annotations
 
-from .datasets import URLs
+__all__ = ["DATASET_NAMES", "ARCH_NAMES", "OPT_LRS", "SCHEDS"]
 
-__all__ = ["DATASETS", "ARCH_NAMES", "OPT_LRS", "SCHEDS"]
-
-DATASETS = {
-    "imagenette": URLs.IMAGENETTE, "imagenette-160": URLs.IMAGENETTE_160, "imagenette-320": URLs.IMAGENETTE_320,
-    "imagewoof": URLs.IMAGEWOOF, "imagewoof-160": URLs.IMAGEWOOF_160, "imagewoof-320": URLs.IMAGEWOOF_320,
-}
-"""Names `get_data` accepts, besides `generated` and a folder. Imagenette falls back to the generated set offline."""
+DATASET_NAMES = ("imagenette", "imagenette-160", "imagenette-320", "imagewoof", "imagewoof-160", "imagewoof-320")
+"""The datasets of `teachkit.pipeline.DATASETS` (`get_data` also takes `generated` and a folder)."""
 
 ARCH_NAMES = ("cnn", "xresnet18", "xresnet34", "xresnet50")
 """The models of `teachkit.recipe.ARCHS`: the lesson-08 CNN and the XResNets."""

@@ -131,7 +131,7 @@ def show_batch(data: DataBunch, n: int = 8, ncols: int = 4, valid: bool = False,
                names: Mapping[Any, str] | None = None) -> Any:
     """Draw the first `n` images of a training (or `valid`) batch, titled with their labels.
 
-    `names` maps labels to what to print, e.g. `teachkit.datasets.IMAGENETTE_CLASSES` for synset ids.
+    `names` maps labels to what to print, e.g. `teachkit.data.datasets.IMAGENETTE_CLASSES` for synset ids.
     """
     dl = data.valid_dl if valid else data.train_dl
     xb, yb = next(iter(dl))

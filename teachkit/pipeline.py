@@ -27,20 +27,27 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.io import ImageReadMode, decode_image, decode_jpeg, read_file
 
 from .augment import CenterCrop, GeneralCrop, PilRandomFlip, RandomResizedCrop
-from .choices import DATASETS  # the names, in a module without torch for the command line's parser
 from .data import (CategoryProcessor, ImageList, LabeledData, SplitData, grandparent_splitter, label_by_func,
                    parent_labeler)
 from .databunch import DataBunch, default_num_workers
 from .distributed import distributed_dl
-from .datasets import data_dir, imagenette, smoke_mode, untar_data, valid_folder_name
+from .data.datasets import URLs, data_dir, smoke_mode, untar_data, valid_folder_name
+from .data.imagenette import imagenette
 from .learner import Callback
-from .lookalike import make_imagenette_like
+from .data.lookalike import make_imagenette_like
 from .transforms import make_rgb, to_byte_tensor, to_float_tensor
 from .utils import default_device
 
 __all__ = ["DATASETS", "IMAGENETTE_SIZES", "SMOKE", "get_data", "imagenette_generated", "imagenette_labelled",
            "imagenette_dls", "JpegBytes", "collate_bytes", "decode_jpegs", "GpuJpegLoader", "imagenette_gpu_dls",
            "ChannelsLast", "compile_unsupported", "Compile"]
+
+DATASETS = {
+    "imagenette": URLs.IMAGENETTE, "imagenette-160": URLs.IMAGENETTE_160, "imagenette-320": URLs.IMAGENETTE_320,
+    "imagewoof": URLs.IMAGEWOOF, "imagewoof-160": URLs.IMAGEWOOF_160, "imagewoof-320": URLs.IMAGEWOOF_320,
+}
+"""Names `get_data` accepts, besides `generated` and a folder (`teachkit.choices.DATASET_NAMES` for the CLI's parser).
+Imagenette falls back to the generated set offline."""
 
 IMAGENETTE_SIZES = {"imagenette": None, "imagenette-160": 160, "imagenette-320": 320}
 """The names `imagenette()` serves, falling back to the generated set offline."""

@@ -19,13 +19,13 @@ from .checkpoint import CheckpointError
 from .choices import OPT_LRS, SCHEDS
 from .data import norm_imagenette
 from .databunch import DataBunch, close_workers
-from .datasets import CorruptArchiveError, DownloadError, smoke_mode
+from .data.datasets import CorruptArchiveError, DownloadError, smoke_mode
 from .distributed import (DistributedCallback, distributed_dls, gather_metrics, init_on_main, is_main, local_device,
                           main_process_first, process_group, world_size)
 from .init import lsuv_init
 from .guards import DivergenceError
 from .learner import Callback, Learner
-from .lookalike import is_synthetic
+from .data.lookalike import is_synthetic
 from .mixup import MixUp
 from .models import conv_layer, get_cnn_model, init_cnn
 from .optim import adam_opt, lamb_opt, ranger_opt, sgd_mom_opt, sgd_opt

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .choices import ARCH_NAMES, DATASETS, OPT_LRS, SCHEDS
+from .choices import ARCH_NAMES, DATASET_NAMES, OPT_LRS, SCHEDS
 
 __all__ = ["parse_args", "main"]
 
@@ -52,11 +52,11 @@ _fraction = _checked(float, lambda v: 0 <= v < 1, "a number >= 0 and < 1")
 
 
 def _dataset(s: str) -> str:
-    if s in DATASETS or s == "generated":
+    if s in DATASET_NAMES or s == "generated":
         return s
     p = Path(s).expanduser()
     if not p.is_dir():
-        raise argparse.ArgumentTypeError(f"{s!r} is neither a dataset ({', '.join([*DATASETS, 'generated'])}) "
+        raise argparse.ArgumentTypeError(f"{s!r} is neither a dataset ({', '.join([*DATASET_NAMES, 'generated'])}) "
                                          "nor an existing folder")
     if not (p / "train").is_dir() or not ((p / "val").is_dir() or (p / "valid").is_dir()):
         raise argparse.ArgumentTypeError(f"folder {s!r} needs train/ and val/ (or valid/) sub-folders, "
@@ -87,7 +87,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                "Data parallel on several GPUs (or CPU processes): python -m torch.distributed.run --standalone "
                "--nproc_per_node=N -m teachkit.train ...; rank 0 prints, every rank trains its share.")
     p.add_argument("--data", type=_dataset, default="imagenette-160", metavar="NAME|FOLDER",
-                   help=f"one of {', '.join(DATASETS)} (downloaded once into the cache; Imagenette falls back to a "
+                   help=f"one of {', '.join(DATASET_NAMES)} (downloaded once into the cache; Imagenette falls back to a "
                         "generated look-alike offline), 'generated' (that look-alike), or a folder with train/ and "
                         "val/ sub-folders holding one folder of images per class (default: %(default)s)")
     p.add_argument("--size", type=_int_at_least(16), default=128,

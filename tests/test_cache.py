@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from teachkit.datasets import DownloadError, download_url, untar_data
-from teachkit.lookalike import is_synthetic, make_imagenette_like
+from teachkit.data import DownloadError, download_url, untar_data
+from teachkit.data import is_synthetic, make_imagenette_like
 
 
 @pytest.fixture(autouse=True)

@@ -13,11 +13,11 @@ from torch import nn
 
 from teachkit.data import (CategoryProcessor, ImageList, ItemList, LabeledData, ListContainer, SplitData, channel_stats,
                            grandparent_splitter, label_by_func, normalize_chan, parent_labeler, random_splitter)
-from teachkit import files as tk_files
+from teachkit.data import files as tk_files
 from teachkit.databunch import DataBunch, databunchify, show_batch
-from teachkit.datasets import IMAGENETTE_CLASSES
-from teachkit.files import ImageLoadError, get_files, image_extensions, open_image
-from teachkit.lookalike import make_imagenette_like
+from teachkit.data import IMAGENETTE_CLASSES
+from teachkit.data import ImageLoadError, get_files, image_extensions, open_image
+from teachkit.data import make_imagenette_like
 from teachkit.transforms import ResizeFixed, make_rgb, to_byte_tensor, to_float_tensor
 
 SYNSETS = sorted(IMAGENETTE_CLASSES)

@@ -9,11 +9,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from teachkit.data import ImageList
-from teachkit.datasets import (IMAGENETTE_CLASSES, URLs, CorruptArchiveError, DownloadError, data_dir, download_url,
-                               imagenette, untar_data, valid_folder_name)
-from teachkit.files import get_files, image_extensions
-from teachkit.lookalike import is_synthetic, make_imagenette_like
+from teachkit.data import (IMAGENETTE_CLASSES, URLs, CorruptArchiveError, DownloadError, ImageList, data_dir,
+                           download_url, get_files, image_extensions, is_synthetic, make_imagenette_like, untar_data,
+                           valid_folder_name)
+from teachkit.data.imagenette import imagenette
 
 
 @pytest.fixture(autouse=True)

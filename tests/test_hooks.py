@@ -132,16 +132,11 @@ def test_activation_stats_sample_bins_fewer_activations_but_keeps_mean_and_std_e
     assert all(abs(h.sum() - 1) < 0.2 for h in s.hists)
 
 
-class InterruptAt(Callback):
-    def __init__(self, event):
-        self.event = event
-
-    def __getattribute__(self, k):
-        if k == object.__getattribute__(self, "event"):
-            def boom():
-                raise KeyboardInterrupt
-            return boom
-        return object.__getattribute__(self, k)
+def InterruptAt(event: str) -> Callback:
+    """A callback whose `event` method raises KeyboardInterrupt (Kernel -> Interrupt)."""
+    def boom(self):
+        raise KeyboardInterrupt
+    return type("InterruptAt", (Callback,), {event: boom})()
 
 
 @pytest.mark.parametrize("where", ["batch", "hook"])

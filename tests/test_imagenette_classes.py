@@ -8,8 +8,8 @@ import torchvision
 from torchvision.models import ResNet18_Weights
 
 import teachkit
-from teachkit.datasets import IMAGENETTE_CLASSES
-from teachkit.lookalike import is_synthetic, make_imagenette_like
+from teachkit.data import IMAGENETTE_CLASSES
+from teachkit.data import is_synthetic, make_imagenette_like
 
 # Published by fast.ai, who made Imagenette: `lbl_dict` in fastai's Imagenette tutorial,
 # https://github.com/fastai/fastai/blob/master/nbs/22_tutorial.imagenette.ipynb
@@ -61,7 +61,7 @@ def test_only_one_table_of_ids_in_the_package():
     """A second list of ids is how the look-alike came to share the real table's typo (and CI passed)."""
     wnid = re.compile(r"\bn\d{8}\b")
     holders = sorted(p.name for p in Path(teachkit.__file__).parent.rglob("*.py") if wnid.search(p.read_text()))
-    assert holders == ["imagenette_classes.py"]
+    assert holders == ["datasets.py"]
 
 
 def test_a_look_alike_from_an_older_teachkit_is_made_again(tmp_path):

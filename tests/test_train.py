@@ -138,7 +138,7 @@ def test_the_parser_offers_what_the_recipe_builds():
 
     assert list(recipe.ARCHS) == list(choices.ARCH_NAMES)
     assert {k: lr for k, (_, lr) in recipe.OPT_CHOICES.items()} == choices.OPT_LRS
-    assert pipeline.DATASETS is choices.DATASETS and recipe.SCHEDS is choices.SCHEDS
+    assert tuple(pipeline.DATASETS) == choices.DATASET_NAMES and recipe.SCHEDS is choices.SCHEDS
 
 
 def test_a_diverged_run_exits_with_its_message(smoke):

@@ -138,7 +138,7 @@ def test_xresnet18_learns_a_folder_of_small_generated_images(tmp_path):
     from teachkit.callbacks import AvgStatsCallback, BatchTransformXCallback, ParamScheduler, accuracy
     from teachkit.data import norm_imagenette
     from teachkit.learner import Learner
-    from teachkit.lookalike import make_imagenette_like
+    from teachkit.data import make_imagenette_like
     from teachkit.optim import adam_opt
     from teachkit.pipeline import imagenette_dls
     from teachkit.schedule import one_cycle

@@ -29,7 +29,7 @@ from typing import Any
 
 import torch
 
-from ..datasets import smoke_mode
+from ..data.datasets import smoke_mode
 
 __all__ = ["Verdict", "Case", "Mistake", "Exercise", "describe_difference", "fmt", "unwritten", "learner_name"]
 

@@ -24,7 +24,7 @@ from PIL import Image
 from ..augment import (GEOMETRIC_RESAMPLING, BatchFlip, BatchRotate, BatchTransform, BatchWarp, BatchZoom, CenterCrop,
                       PilRandomDihedral, PilRandomFlip, PilTiltRandomCrop, RandomCrop, RandomResizedCrop)
 from ..data import ItemList, ImageList
-from ..files import open_image
+from ..data.files import open_image
 from ..render import canvas_png, fixed_figure
 from ..show import montage, sample_grid
 from ..transforms import make_rgb

@@ -14,7 +14,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from ..files import ImageLoadError
+from ..data.files import ImageLoadError
 from ..panels.sampler import AugmentSampler, Param
 from .common import QuietMixin
 

@@ -1,6 +1,8 @@
-"""Where datasets come from: download and extract safely into a cache; `imagenette()` falls back to a look-alike.
+"""Where datasets come from: download and extract safely into a cache; what Imagenette's folders hold.
 
-The generated look-alike is made by `teachkit.lookalike`.
+`IMAGENETTE_CLASSES` is the one table of Imagenette's classes: `teachkit.data.lookalike` names the generated set's
+folders from it, so the real dataset and its stand-in can't disagree. `teachkit.data.imagenette.imagenette()`
+chooses between the two.
 
 Environment variables:
 - `TEACHKIT_DATA`: the cache folder (default `~/.teachkit/data`); archives go in its `archives/`.
@@ -22,13 +24,11 @@ from pathlib import Path
 from typing import BinaryIO
 
 from .cache import CacheWriteError, make_temp_dir, open_temp_file, write_error, writing
-from .imagenette_classes import IMAGENETTE_CLASSES
-from .lookalike import make_imagenette_like
-from .progress import progress_bar
+from ..progress import progress_bar
 
 __all__ = ["URLs", "IMAGENETTE_CLASSES", "DownloadError", "CorruptArchiveError", "CacheWriteError", "smoke_mode",
            "data_dir",
-           "valid_folder_name", "download_url", "untar_data", "imagenette"]
+           "valid_folder_name", "download_url", "untar_data", "archive_name", "dataset_name"]
 
 
 class URLs:
@@ -45,6 +45,13 @@ class URLs:
     IMAGENETTE_V1 = f"{S3}imagenette.tgz"
     IMAGENETTE_V1_160 = f"{S3}imagenette-160.tgz"
     IMAGENETTE_V1_320 = f"{S3}imagenette-320.tgz"
+
+
+IMAGENETTE_CLASSES: dict[str, str] = {
+    "n01440764": "tench", "n02102040": "English springer", "n02979186": "cassette player", "n03000684": "chain saw",
+    "n03028079": "church", "n03394916": "French horn", "n03417042": "garbage truck", "n03425413": "gas pump",
+    "n03445777": "golf ball", "n03888257": "parachute"}
+"""Imagenette's WordNet ids (its folder names, in sorted order) and what they are."""
 
 
 class DownloadError(ConnectionError):
@@ -78,14 +85,14 @@ def valid_folder_name(path: str | os.PathLike) -> str:
                      f"{sorted(p.name for p in Path(path).iterdir() if p.is_dir())}.")
 
 
-def _archive_name(url: str) -> str:
+def archive_name(url: str) -> str:
     name = url.rstrip("/").rsplit("/", 1)[-1]
     if not name:
         raise ValueError(f"Can't tell the file name from the URL {url!r}.")
     return name
 
 
-def _dataset_name(archive_name: str) -> str:
+def dataset_name(archive_name: str) -> str:
     for ext in (".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".tar"):
         if archive_name.endswith(ext):
             return archive_name[: -len(ext)]
@@ -202,8 +209,8 @@ def untar_data(url: str, dest: str | os.PathLike | None = None) -> Path:
     folder named after it. An interrupted download or extraction leaves nothing that counts as cached.
     """
     root = Path(dest).expanduser() if dest is not None else data_dir()
-    fname = _archive_name(url)
-    path = root / _dataset_name(fname)
+    fname = archive_name(url)
+    path = root / dataset_name(fname)
     if path.is_dir():
         return path
     archive = root / "archives" / fname
@@ -211,32 +218,3 @@ def untar_data(url: str, dest: str | os.PathLike | None = None) -> Path:
         download_url(url, archive)
     print(f"Extracting {archive} to {path}")
     return _extract(archive, path)
-
-
-def imagenette(size: int | None = 160, dest: str | os.PathLike | None = None) -> Path:
-    """Imagenette's folder: the real one (size 160, 320 or None for full size) when cached or downloadable,
-    else a generated Imagenette-like set in the cache. Prints which it is; `teachkit.lookalike.is_synthetic(path)`
-    tells too.
-
-    The generated set has 700 train + 300 val images. With `TEACHKIT_SMOKE=1` (quick test runs of the
-    lessons) it is always a tiny generated set, 100 + 50 images, and nothing is downloaded. A cache that
-    can't be written (a full disk) raises `CacheWriteError` rather than falling back: nothing would fit there.
-    """
-    urls = {160: URLs.IMAGENETTE_160, 320: URLs.IMAGENETTE_320, None: URLs.IMAGENETTE}
-    if size not in urls:
-        raise ValueError(f"imagenette(size) takes 160, 320 or None (full size), got {size!r}.")
-    root = Path(dest).expanduser() if dest is not None else data_dir()
-    name = _dataset_name(_archive_name(urls[size]))
-    if smoke_mode():
-        why, (n_train, n_valid), name = "TEACHKIT_SMOKE is set: a tiny dataset for a quick run.", (100, 50), name + "-smoke"
-    else:
-        try:
-            path = untar_data(urls[size], root)
-            print(f"Using the real {name} at {path}.")
-            return path
-        except (DownloadError, CorruptArchiveError) as e:
-            why, (n_train, n_valid) = str(e), (700, 300)
-    path = make_imagenette_like(root / f"{name}-synthetic", n_train, n_valid, short_side=size)
-    print(f"{why}\nUsing a GENERATED Imagenette-like set instead ({n_train} train + {n_valid} val images of coloured "
-          f"shapes) at {path}. Figures will differ from the real dataset's.")
-    return path

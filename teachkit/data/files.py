@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .utils import listify
+from ..utils import listify
 
 __all__ = ["image_extensions", "normalize_extensions", "get_files", "to_8bit", "ImageLoadError", "open_image"]
 

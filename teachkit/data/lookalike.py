@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from .cache import make_temp_dir, temp_name, write_error, writing
-from .imagenette_classes import IMAGENETTE_CLASSES
+from .datasets import IMAGENETTE_CLASSES
 
 __all__ = ["make_imagenette_like", "is_synthetic"]
 

@@ -21,9 +21,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .databunch import DataBunch, databunchify
+from ..databunch import DataBunch, databunchify
 from .files import PathLike, get_files, image_extensions, normalize_extensions, open_image
-from .utils import compose, listify
+from ..utils import compose, listify
 
 __all__ = ["ListContainer", "ItemList", "ImageList", "grandparent_splitter", "random_splitter", "split_by_func",
            "SplitData", "parent_labeler", "Processor", "CategoryProcessor", "LabeledData", "label_by_func",
@@ -124,7 +124,7 @@ def grandparent_splitter(fn: PathLike, valid_name: str = "valid", train_name: st
     """True for `.../valid/<class>/file`, False for `.../train/<class>/file`, None (drop) otherwise.
 
     Imagenette names its validation folder `val`: pass `valid_name='val'`, or
-    `teachkit.datasets.valid_folder_name(path)`.
+    `teachkit.data.datasets.valid_folder_name(path)`.
     """
     gp = Path(fn).parent.parent.name
     return True if gp == valid_name else False if gp == train_name else None
