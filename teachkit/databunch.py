@@ -19,7 +19,7 @@ __all__ = ["DataBunch", "close_workers", "default_num_workers", "reseed_worker_t
            "show_batch"]
 
 
-def _vocab(ds: Any) -> list | None:
+def vocab_of(ds: Any) -> list | None:
     """The vocab of a labelled dataset's category processor, if it has one."""
     for p in reversed(listify(getattr(ds, "proc_y", None))):
         if getattr(p, "vocab", None) is not None:
@@ -116,7 +116,7 @@ def databunchify(sd: Any, bs: int = 64, c_in: int | None = None, c_out: int | No
 
     `num_workers` defaults to one per CPU (at most 8); pass 0 to load in this process (easiest to debug).
     """
-    if c_out is None and (vocab := _vocab(sd.train)) is not None:
+    if c_out is None and (vocab := vocab_of(sd.train)) is not None:
         c_out = len(vocab)
     if c_in is None:
         x0 = sd.train[0][0]
@@ -137,7 +137,7 @@ def show_batch(data: DataBunch, n: int = 8, ncols: int = 4, valid: bool = False,
     xb, yb = next(iter(dl))
     close_workers([dl])  # one batch is all it needs: no worker left waiting (see `close_workers`)
     xb, yb = xb[:n], yb[:n]
-    vocab = _vocab(dl.dataset)
+    vocab = vocab_of(dl.dataset)
     labels = [vocab[int(y)] if vocab is not None else str(int(y)) if y.ndim == 0 else str(y.tolist()) for y in yb]
     titles = [names.get(o, o) if names else o for o in labels]
     return show_images(list(xb), ncols=ncols, titles=[str(t) for t in titles], size=size)

@@ -30,7 +30,7 @@ from torch.utils.data import DataLoader, RandomSampler, Sampler
 from torch.utils.data.distributed import DistributedSampler
 
 from .callbacks import AvgStats, AvgStatsCallback
-from .databunch import DataBunch, _vocab
+from .databunch import DataBunch, vocab_of
 from .learner import Callback
 from .utils import default_device
 
@@ -203,7 +203,7 @@ class DataMismatchError(ValueError):
 
 def data_fingerprint(dls: DataBunch) -> dict[str, Any]:
     """What every rank must agree on: how many train and valid items, and the class list (its length and a hash)."""
-    vocab = _vocab(dls.train_ds)
+    vocab = vocab_of(dls.train_ds)
     return {"train": len(dls.train_ds), "valid": len(dls.valid_ds), "classes": None if vocab is None else len(vocab),
             "vocab": None if vocab is None else sha256(repr(list(vocab)).encode()).hexdigest()}
 

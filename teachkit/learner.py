@@ -24,6 +24,7 @@ from torch import nn
 from .checkpoint import load_checkpoint, save_checkpoint
 from .databunch import close_workers
 from .guards import DivergenceError, check_class_outputs, divergence_message
+from .optim import sgd_opt
 from .utils import camel2snake, listify, restore_modes, train_modes
 
 __all__ = ["EVENTS", "LEGACY", "CancelFitException", "CancelEpochException", "CancelBatchException",
@@ -183,8 +184,7 @@ def param_getter(model: nn.Module) -> Iterable[nn.Parameter]:
 
 
 def default_opt_func(params: Iterable, lr: float):
-    """Plain SGD from `teachkit.optim`, imported late so the two modules stay independent."""
-    from .optim import sgd_opt
+    """Plain SGD from `teachkit.optim`."""
     return sgd_opt(params, lr=lr)
 
 

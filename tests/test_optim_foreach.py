@@ -6,16 +6,16 @@ import torch
 import torch.nn.functional as F
 from test_optim import LR2, X, Y, assert_same_params, groups, small_net, train
 
-from teachkit.optim import (Optimizer, adam_opt, average_grad, l2_reg, lamb_opt, lamb_step, momentum_step, radam_opt,
+from teachkit.optim import (Optimizer, adam_opt, make_optimizer, average_grad, l2_reg, lamb_opt, lamb_step, momentum_step, radam_opt,
                             radam_step, ranger_opt, sgd_mom_opt, sgd_opt, sgd_step, weight_decay)
-from teachkit.optim_foreach import FOREACH_VERSIONS, list_version
+from teachkit.optim.foreach import FOREACH_VERSIONS, list_version
 
 CASES = {
     "sgd + wd": partial(sgd_opt, lr=0.1, wd=0.05),
-    "sgd + l2": lambda ps, **kw: Optimizer(ps, [l2_reg, sgd_step], lr=0.1, wd=0.05, **kw),
+    "sgd + l2": lambda ps, **kw: make_optimizer(ps, [l2_reg, sgd_step], lr=0.1, wd=0.05, **kw),
     "momentum + wd": partial(sgd_mom_opt, lr=0.1, wd=0.05),
-    "momentum + l2": lambda ps, **kw: Optimizer(ps, [l2_reg, average_grad, momentum_step], lr=0.1, wd=0.05, **kw),
-    "momentum, dampened": lambda ps, **kw: Optimizer(ps, [weight_decay, partial(average_grad, dampening=True),
+    "momentum + l2": lambda ps, **kw: make_optimizer(ps, [l2_reg, average_grad, momentum_step], lr=0.1, wd=0.05, **kw),
+    "momentum, dampened": lambda ps, **kw: make_optimizer(ps, [weight_decay, partial(average_grad, dampening=True),
                                                           momentum_step], lr=0.1, **kw),
     "adamw": partial(adam_opt, lr=1e-2, wd=0.1),
     "lamb (no list version: falls back to the loop)": partial(lamb_opt, lr=1e-2, wd=0.1),

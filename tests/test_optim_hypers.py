@@ -10,7 +10,7 @@ from test_optim import X, Y, small_net, train
 from teachkit.callbacks import LRFinder, ParamScheduler, Recorder
 from teachkit.learner import Learner
 from teachkit.optim import adam_opt, sgd_mom_opt, sgd_opt
-from teachkit.optim_hypers import HYPER_RULES
+from teachkit.optim.hypers import HYPER_RULES
 from teachkit.schedule import sched_lin
 from teachkit.toy import toy_databunch
 

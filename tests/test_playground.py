@@ -137,7 +137,7 @@ def test_bad_settings_raise_naming_what_is_wrong(kwargs, word):
 
 
 def test_lr_0_is_valid_as_in_optim_and_stays_put():
-    """One table of rules for the playground and teachkit.optim (optim_hypers.HYPER_RULES): lr = 0 is a frozen run."""
+    """One table of rules for the playground and teachkit.optim (optim.hypers.HYPER_RULES): lr = 0 is a frozen run."""
     pg = OptimizerPlayground(lr=0.0, steps=10)
     assert all((t.points == t.points[0]).all() for t in pg.trajectories.values())
 

@@ -27,7 +27,7 @@ from matplotlib.colors import LogNorm
 from matplotlib.lines import Line2D
 
 from ..optim import Optimizer, adam_opt, lamb_opt, sgd_mom_opt, sgd_opt
-from ..optim_hypers import HYPER_RULES
+from ..optim.hypers import HYPER_RULES
 from ..render import Blit, canvas_png, fixed_figure
 from .surfaces import Surface, get_surface
 from ..utils import listify
@@ -50,7 +50,7 @@ COLORS = {"sgd": "tab:blue", "momentum": "tab:orange", "adam": "tab:green", "lam
 
 RULES: dict[str, tuple[Callable[[float], bool], str]] = {
     setting: HYPER_RULES[hyper] for names in HYPERS.values() for hyper, setting in names.items()}
-"""The valid range of each numeric setting: that of the hyper-parameter it feeds (one table, in teachkit.optim_hypers)."""
+"""The valid range of each numeric setting: that of the hyper-parameter it feeds (one table, in teachkit.optim.hypers)."""
 
 
 # ---------------------------------------------------------------- running the optimizers

@@ -17,7 +17,7 @@ from typing import Any
 
 from torch import Tensor
 
-from .utils import listify
+from ..utils import listify
 
 __all__ = ["HYPER_RULES", "TORCH_NAMES", "Hypers", "check_hypers", "split_groups", "checked_state"]
 

@@ -1,6 +1,6 @@
 """The fast path of `teachkit.optim`: the same steppers on whole lists of tensors (`torch._foreach_*`).
 
-`Optimizer(..., foreach=True).step()` runs `foreach_step`: group by group, each stepper once over the group's
+`ForeachOptimizer.step()` runs `foreach_step`: group by group, each stepper once over the group's
 parameters that have a gradient, through its list version in `FOREACH_VERSIONS` when it has one, else one
 parameter at a time. The state is the readable path's (one dict per parameter), so the two paths give the same
 numbers and the same `state_dict` (tests/test_optim_foreach.py). A list version takes the group's tensors, each
@@ -16,10 +16,18 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .optim import (Optimizer, Stepper, adam_step, average_grad, average_sqr_grad, debias, l2_reg, momentum_step,
+from .optimizer import (Optimizer, Stepper, adam_step, average_grad, average_sqr_grad, debias, l2_reg, momentum_step,
                     sgd_step, step_stat, weight_decay)
 
-__all__ = ["foreach_step", "FOREACH_VERSIONS"]
+__all__ = ["ForeachOptimizer", "foreach_step", "FOREACH_VERSIONS"]
+
+
+class ForeachOptimizer(Optimizer):
+    """`Optimizer` whose `step` runs each stepper over a whole group at once (`foreach_step`); same state, same numbers."""
+
+    @torch.no_grad()
+    def step(self) -> None:
+        foreach_step(self)
 
 
 def foreach_step(opt: Optimizer) -> None:

@@ -10,7 +10,7 @@ parameter with a gradient, `step` runs the steppers in the order given; nothing 
 A stepper declares the hyper-parameters it needs, with defaults, by `@with_defaults(...)`, which sets its
 `_defaults` (the course's attribute); values the user gives win. Hyper-parameters live in `opt.hypers`, one
 dict per group, so a scheduler can change them between steps; every value is checked where it is set
-(`teachkit.optim_hypers`). Names (the course's, one name each):
+(`teachkit.optim.hypers`). Names (the course's, one name each):
 
     lr       learning rate
     mom      momentum; for Adam, LAMB and RAdam this is beta1
@@ -19,11 +19,11 @@ dict per group, so a scheduler can change them between steps; every value is che
     wd       weight decay: decoupled (`weight_decay`), added to the gradient (`l2_reg`), or inside LAMB's step
     k, alpha Lookahead: every k steps the slow weights move alpha of the way to the fast ones
 
-Factory defaults (the course's): `sgd_opt` wd 0; `sgd_mom_opt` mom 0.9, wd 0.01; `adam_opt` mom 0.9,
-sqr_mom 0.99, eps 1e-5, wd 0; `lamb_opt` as Adam but eps 1e-6; `radam_opt` as Adam; `ranger_opt` (fastai2's
-Imagenette record) mom 0.95, sqr_mom 0.99, eps 1e-6, wd 0.01, k 6, alpha 0.5. Every factory takes
-`(params, lr, ...)`, so it (or a `partial` of it) is an `opt_func` for the Learner. `foreach=True` runs the
-list versions of `teachkit.optim_foreach`: the same numbers, fewer kernel launches on a GPU.
+Factory defaults (the course's, in `teachkit.optim.factories`): `sgd_opt` wd 0; `sgd_mom_opt` mom 0.9, wd 0.01;
+`adam_opt` mom 0.9, sqr_mom 0.99, eps 1e-5, wd 0; `lamb_opt` as Adam but eps 1e-6; `radam_opt` as Adam; `ranger_opt`
+(fastai's `ranger` defaults) mom 0.95, sqr_mom 0.99, eps 1e-6, wd 0.01, k 6, alpha 0.5. `foreach=True` gives
+`teachkit.optim.foreach.ForeachOptimizer`, the list versions of the steppers: the same numbers, fewer kernel launches
+on a GPU.
 
 LAMB (You et al. 2019, Algorithm 2): Adam's debiased update plus wd * p, scaled for each tensor by
 ||p|| / ||update||, clamped at 10, and 1 when either norm is 0 (a zero-initialised bias must still move).
@@ -42,13 +42,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .optim_hypers import Hypers, Params, checked_state, split_groups
-from .utils import listify
+from .hypers import Hypers, Params, checked_state, split_groups
+from ..utils import listify
 
 __all__ = ["Optimizer", "with_defaults", "get_defaults", "sgd_step", "weight_decay", "l2_reg", "average_grad",
            "average_sqr_grad", "step_stat", "momentum_step", "debias", "adam_step", "trust_ratio", "lamb_step",
-           "radam_step", "slow_weights", "lookahead_step", "lookahead", "adam_stats", "sgd_opt", "sgd_mom_opt",
-           "adam_opt", "lamb_opt", "radam_opt", "ranger_opt"]
+           "radam_step", "slow_weights", "lookahead_step", "lookahead", "adam_stats", "stepper_name"]
 
 Stepper = Callable[..., dict | None]
 
@@ -71,20 +70,17 @@ def get_defaults(f: Stepper) -> dict:
 class Optimizer:
     """Run the steppers, in order, on every parameter that has a gradient, keeping a state dict per parameter."""
 
-    def __init__(self, params: Params, steppers: Stepper | Sequence[Stepper], foreach: bool = False, **defaults: float):
+    def __init__(self, params: Params, steppers: Stepper | Sequence[Stepper], **defaults: float):
         self.steppers = list(listify(steppers))  # a copy: the caller's list stays theirs
         declared = {k: v for f in self.steppers for k, v in get_defaults(f).items()}
         self.param_groups, extras = split_groups(params)
         self.hypers = [Hypers({**declared, **defaults, **x}, {"lr", *declared}, f"param group {i}")
                        for i, x in enumerate(extras)]
-        self.foreach, self.state = foreach, {}
+        self.state = {}
 
     @torch.no_grad()
     def step(self) -> None:
         """Each stepper, in order, on each parameter with a gradient; what a stepper returns joins that parameter's state."""
-        if self.foreach:
-            from .optim_foreach import foreach_step  # the fast path lives apart
-            return foreach_step(self)
         for ps, hypers in zip(self.param_groups, self.hypers):
             for p in ps:
                 if p.grad is not None:
@@ -244,42 +240,3 @@ def lookahead_step(p: Tensor, step: int, slow_p: Tensor, k: int, alpha: float, *
 def lookahead(steppers: Sequence[Stepper]) -> list[Stepper]:
     """Lookahead (Zhang et al. 2019) around any steppers that count steps with `step_stat`."""
     return [slow_weights, *steppers, lookahead_step]
-
-
-# ---------------------------------------------------------------- ready-made optimizers: `opt_func`s for the Learner
-
-def sgd_opt(params: Params, lr: float, wd: float = 0.0, foreach: bool = False) -> Optimizer:
-    """SGD with decoupled weight decay. For L2 instead: `Optimizer(params, [l2_reg, sgd_step], lr=lr, wd=wd)`."""
-    return Optimizer(params, [weight_decay, sgd_step], foreach=foreach, lr=lr, wd=wd)
-
-
-def sgd_mom_opt(params: Params, lr: float, mom: float = 0.9, wd: float = 0.01, foreach: bool = False) -> Optimizer:
-    """SGD with (undampened, as in torch.optim.SGD) momentum and decoupled weight decay."""
-    return Optimizer(params, [weight_decay, average_grad, momentum_step], foreach=foreach, lr=lr, mom=mom, wd=wd)
-
-
-def adam_opt(params: Params, lr: float, mom: float = 0.9, sqr_mom: float = 0.99, eps: float = 1e-5, wd: float = 0.0,
-             foreach: bool = False) -> Optimizer:
-    """Adam with decoupled weight decay applied first (torch's AdamW when wd > 0); mom, sqr_mom are beta1, beta2."""
-    return Optimizer(params, [weight_decay, *adam_stats(), adam_step], foreach=foreach,
-                     lr=lr, mom=mom, sqr_mom=sqr_mom, eps=eps, wd=wd)
-
-
-def lamb_opt(params: Params, lr: float, mom: float = 0.9, sqr_mom: float = 0.99, eps: float = 1e-6, wd: float = 0.0,
-             foreach: bool = False) -> Optimizer:
-    """LAMB (You et al. 2019); wd is inside its step, so no `weight_decay` stepper. See the module docstring."""
-    return Optimizer(params, [*adam_stats(), lamb_step], foreach=foreach, lr=lr, mom=mom, sqr_mom=sqr_mom, eps=eps, wd=wd)
-
-
-def radam_opt(params: Params, lr: float, mom: float = 0.9, sqr_mom: float = 0.99, eps: float = 1e-5, wd: float = 0.0,
-              foreach: bool = False) -> Optimizer:
-    """RAdam with decoupled weight decay applied first (torch's RAdam with decoupled_weight_decay=True)."""
-    return Optimizer(params, [weight_decay, *adam_stats(), radam_step], foreach=foreach,
-                     lr=lr, mom=mom, sqr_mom=sqr_mom, eps=eps, wd=wd)
-
-
-def ranger_opt(params: Params, lr: float, mom: float = 0.95, sqr_mom: float = 0.99, eps: float = 1e-6, wd: float = 0.01,
-               k: int = 6, alpha: float = 0.5, foreach: bool = False) -> Optimizer:
-    """Ranger: Lookahead over RAdam, with the defaults of fastai2's Imagenette record (`ranger`, train_imagenette)."""
-    return Optimizer(params, lookahead([weight_decay, *adam_stats(), radam_step]), foreach=foreach,
-                     lr=lr, mom=mom, sqr_mom=sqr_mom, eps=eps, wd=wd, k=k, alpha=alpha)
