@@ -34,7 +34,7 @@ from torchvision.datasets import ImageFolder
 from torchvision.transforms import v2
 
 from teachkit.data import ImageList, LabeledData, parent_labeler
-from teachkit.databunch import default_num_workers
+from teachkit.data.databunch import default_num_workers
 from teachkit.data import get_files, image_extensions
 from teachkit.transforms import ResizeFixed, make_rgb, to_byte_tensor
 

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from teachkit.callbacks import AvgStatsCallback, BatchTransformXCallback, DeviceCallback, accuracy
 from teachkit.data import norm_imagenette
-from teachkit.databunch import DataBunch, default_num_workers
+from teachkit.data.databunch import DataBunch, default_num_workers
 from teachkit.data import is_synthetic
 from teachkit.learner import Callback, Learner
 from teachkit.optim import adam_opt

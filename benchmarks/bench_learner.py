@@ -26,7 +26,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from teachkit.databunch import DataBunch
+from teachkit.data.databunch import DataBunch
 from teachkit.learner import Learner
 from teachkit.toy import toy_blobs
 

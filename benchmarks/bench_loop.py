@@ -17,7 +17,7 @@ from torch import nn
 from teachkit.callbacks import (AvgStatsCallback, BatchTransformXCallback, DeviceCallback, ParamScheduler, Recorder,
                                 Throughput, accuracy)
 from teachkit.data import norm_imagenette
-from teachkit.databunch import DataBunch
+from teachkit.data.databunch import DataBunch
 from teachkit.learner import Learner
 from teachkit.optim import sgd_mom_opt
 from teachkit.schedule import momentum_cycle, one_cycle

@@ -30,7 +30,7 @@ from torch.utils.data import DataLoader, RandomSampler, Sampler
 from torch.utils.data.distributed import DistributedSampler
 
 from .callbacks import AvgStats, AvgStatsCallback
-from .databunch import DataBunch, vocab_of
+from .data.databunch import DataBunch, vocab_of
 from .learner import Callback
 from .utils import default_device
 

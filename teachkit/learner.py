@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .checkpoint import load_checkpoint, save_checkpoint
-from .databunch import close_workers
+from .data.databunch import close_workers
 from .guards import DivergenceError, check_class_outputs, divergence_message
 from .optim import sgd_opt
 from .utils import camel2snake, listify, restore_modes, train_modes

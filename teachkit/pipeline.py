@@ -29,7 +29,7 @@ from torchvision.io import ImageReadMode, decode_image, decode_jpeg, read_file
 from .augment import CenterCrop, GeneralCrop, PilRandomFlip, RandomResizedCrop
 from .data import (CategoryProcessor, ImageList, LabeledData, SplitData, grandparent_splitter, label_by_func,
                    parent_labeler)
-from .databunch import DataBunch, default_num_workers
+from .data.databunch import DataBunch, default_num_workers
 from .distributed import distributed_dl
 from .data.datasets import URLs, data_dir, smoke_mode, untar_data, valid_folder_name
 from .data.imagenette import imagenette

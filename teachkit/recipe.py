@@ -18,7 +18,7 @@ from .callbacks import (AvgStatsCallback, BatchTransformXCallback, Checkpoint, D
 from .checkpoint import CheckpointError
 from .choices import OPT_LRS, SCHEDS
 from .data import norm_imagenette
-from .databunch import DataBunch, close_workers
+from .data.databunch import DataBunch, close_workers
 from .data.datasets import CorruptArchiveError, DownloadError, smoke_mode
 from .distributed import (DistributedCallback, distributed_dls, gather_metrics, init_on_main, is_main, local_device,
                           main_process_first, process_group, world_size)

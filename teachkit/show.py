@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -18,11 +19,12 @@ from PIL import Image
 from torchvision.utils import make_grid
 
 from .augment import BatchTransform
+from .data.databunch import DataBunch, close_workers, vocab_of
 from .transforms import make_rgb, to_byte_tensor, to_float_tensor
 from .utils import compose, derive_seed, listify
 
 __all__ = ["to_hwc", "to_chw", "show_image", "show_images", "fit_in_cell", "image_grid", "montage", "sample_grid",
-           "show_samples"]
+           "show_samples", "show_batch"]
 
 ImageLike = Image.Image | torch.Tensor | np.ndarray
 
@@ -139,3 +141,19 @@ def show_samples(tfm: Callable | Sequence[Callable], img: Image.Image | torch.Te
                  seed: int | None = None, size: float = 2.5) -> plt.Figure:
     """Draw `n` random outcomes of `tfm` on `img` as a grid: the first thing to do with any augmentation."""
     return show_images(sample_grid(tfm, img, n, seed), ncols=ncols, size=size)
+
+
+def show_batch(data: DataBunch, n: int = 8, ncols: int = 4, valid: bool = False, size: float = 2.5,
+               names: Mapping[Any, str] | None = None) -> Any:
+    """Draw the first `n` images of a training (or `valid`) batch, titled with their labels.
+
+    `names` maps labels to what to print, e.g. `teachkit.data.datasets.IMAGENETTE_CLASSES` for synset ids.
+    """
+    dl = data.valid_dl if valid else data.train_dl
+    xb, yb = next(iter(dl))
+    close_workers([dl])  # one batch is all it needs: no worker left waiting (see `close_workers`)
+    xb, yb = xb[:n], yb[:n]
+    vocab = vocab_of(dl.dataset)
+    labels = [vocab[int(y)] if vocab is not None else str(int(y)) if y.ndim == 0 else str(y.tolist()) for y in yb]
+    titles = [names.get(o, o) if names else o for o in labels]
+    return show_images(list(xb), ncols=ncols, titles=[str(t) for t in titles], size=size)

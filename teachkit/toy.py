@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from .databunch import DataBunch
+from .data.databunch import DataBunch
 
 
 def toy_blobs(n: int, n_in: int = 8, n_classes: int = 4, seed: int = 0, spread: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:

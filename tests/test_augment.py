@@ -17,7 +17,7 @@ from teachkit.augment import (CenterCrop, PilRandomDihedral, PilRandomFlip, PilT
 from teachkit.augment import (BatchAugment, BatchFlip, BatchRotate, BatchWarp, BatchZoom, homography_grid,
                                     rotation_matrix, tilt_matrix, zoom_matrix)
 from teachkit.callbacks import BatchTransformXCallback
-from teachkit.databunch import DataBunch
+from teachkit.data.databunch import DataBunch
 from teachkit.show import sample_grid, show_samples
 from teachkit.transforms import ResizeFixed, make_rgb, to_byte_tensor, to_float_tensor
 from teachkit.learner import Callback, Learner

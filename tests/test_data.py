@@ -14,7 +14,8 @@ from torch import nn
 from teachkit.data import (CategoryProcessor, ImageList, ItemList, LabeledData, ListContainer, SplitData, channel_stats,
                            grandparent_splitter, label_by_func, normalize_chan, parent_labeler, random_splitter)
 from teachkit.data import files as tk_files
-from teachkit.databunch import DataBunch, databunchify, show_batch
+from teachkit.data.databunch import DataBunch, databunchify
+from teachkit.show import show_batch
 from teachkit.data import IMAGENETTE_CLASSES
 from teachkit.data import ImageLoadError, get_files, image_extensions, open_image
 from teachkit.data import make_imagenette_like
@@ -270,7 +271,7 @@ def test_show_batch_titles(data):
     titles = [ax.get_title() for ax in fig.axes if ax.get_visible()]
     assert titles == [IMAGENETTE_CLASSES[parent_labeler(f)] for f in data.valid_ds.x.items[:6]]  # valid: file order
     assert titles[0] == "tench"
-    assert [a.get_title() for a in data.show_batch(n=2, valid=True).axes][0] == SYNSETS[0]
+    assert [a.get_title() for a in show_batch(data, n=2, valid=True).axes][0] == SYNSETS[0]
 
 
 # --------------------------------------------------------------------------------------------- training
@@ -304,7 +305,7 @@ def test_small_cnn_learns_generated_imagenette(tmp_path):
 def test_dataloader_workers_draw_different_augmentations(tmp_path):
     """Without reseeding, every worker is a copy of the same transform RNG and would crop identically."""
     from teachkit.augment import RandomResizedCrop
-    from teachkit.databunch import get_dls
+    from teachkit.data.databunch import get_dls
 
     img = Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8))
     ds = LabeledData(ItemList([img] * 8, tfms=[RandomResizedCrop(16, seed=0), to_byte_tensor]), ItemList([0] * 8))

@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader, Subset, TensorDataset
 
 from teachkit.callbacks import AvgStatsCallback, accuracy
 from teachkit.data import CategoryProcessor, ItemList, SplitData, label_by_func
-from teachkit.databunch import DataBunch
+from teachkit.data.databunch import DataBunch
 from teachkit.distributed import (DataMismatchError, DistributedCallback, ShardSampler, data_mismatch, distributed_dls,
                                   init_on_main, main_process_first, process_group, setup, world_size)
 from teachkit.learner import Callback, Learner

@@ -9,7 +9,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from teachkit.callbacks import AvgStatsCallback
-from teachkit.databunch import DataBunch
+from teachkit.data.databunch import DataBunch
 from teachkit.learner import Callback, Learner
 from teachkit.optim import adam_opt
 from teachkit.pipeline import (ChannelsLast, Compile, GpuJpegLoader, decode_jpegs, get_data, imagenette_dls,

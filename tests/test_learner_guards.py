@@ -9,7 +9,8 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from teachkit.callbacks import AvgStatsCallback, LRFinder, ParamScheduler, Recorder
-from teachkit.databunch import DataBunch
+from teachkit.data.databunch import DataBunch
+from teachkit.show import show_batch
 from teachkit.learner import Callback, DivergenceError, Learner
 from teachkit.optim import adam_opt, sgd_mom_opt
 from teachkit.precision import LossScaler, MixedPrecision
@@ -99,7 +100,7 @@ def test_a_batch_taken_outside_fit_leaves_no_worker_behind():
     dls = DataBunch(DataLoader(TensorDataset(x[:64], y[:64]), 16, shuffle=True, **kw),
                     DataLoader(TensorDataset(x[64:], y[64:]), 32, **kw), c_in=3, c_out=4)
     before = children()
-    dls.show_batch(n=4)
+    show_batch(dls, n=4)
     assert children() == before
     build_learner(dls, "adam", lsuv=True, progress=False, device="cpu")  # LSUV looks at one batch
     assert children() == before

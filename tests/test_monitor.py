@@ -6,10 +6,10 @@ import pytest
 import torch
 from torch import nn
 
-import teachkit.monitor as monitor_module
+import teachkit.panels.monitor as monitor_module
 from teachkit.callbacks import AvgStatsCallback, ParamScheduler
 from teachkit.learner import Callback, Learner
-from teachkit.monitor import TrainingMonitor, momentum_of, spread
+from teachkit.panels.monitor import TrainingMonitor, momentum_of, spread
 from teachkit.optim import sgd_mom_opt
 from teachkit.schedule import sched_lin
 from teachkit.toy import toy_databunch

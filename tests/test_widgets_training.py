@@ -2,7 +2,7 @@
 import ipywidgets as widgets
 import pytest
 
-from teachkit.monitor import TrainingMonitor
+from teachkit.panels.monitor import TrainingMonitor
 from teachkit.widgets import training_panel
 
 from test_monitor import InterruptAt, fast_clock, hooks_left, small_learner  # noqa: F401 (fast_clock: a fixture)

@@ -10,12 +10,15 @@
 from .block import (CategoryProcessor, ImageList, ItemList, LabeledData, ListContainer, Processor, SplitData,
                     channel_stats, grandparent_splitter, imagenette_stats, label_by_func, norm_imagenette,
                     normalize_chan, parent_labeler, random_splitter, split_by_func)
+from .databunch import (DataBunch, close_workers, databunchify, default_num_workers, get_dls, reseed_worker_tfms,
+                        vocab_of)
 from .files import (ImageLoadError, get_files, image_extensions, normalize_extensions, open_image, to_8bit)
 from .datasets import (CacheWriteError, CorruptArchiveError, DownloadError, IMAGENETTE_CLASSES, URLs, archive_name,
                        data_dir, dataset_name, download_url, smoke_mode, untar_data, valid_folder_name)
 from .lookalike import is_synthetic, make_imagenette_like
 
-__all__ = ["ListContainer", "ItemList", "ImageList", "grandparent_splitter", "random_splitter", "split_by_func",
+__all__ = ["DataBunch", "close_workers", "databunchify", "default_num_workers", "get_dls", "reseed_worker_tfms",
+           "vocab_of", "ListContainer", "ItemList", "ImageList", "grandparent_splitter", "random_splitter", "split_by_func",
            "SplitData", "parent_labeler", "Processor", "CategoryProcessor", "LabeledData", "label_by_func",
            "normalize_chan", "channel_stats", "imagenette_stats", "norm_imagenette", "image_extensions",
            "normalize_extensions", "get_files", "to_8bit", "ImageLoadError", "open_image", "URLs",

@@ -6,7 +6,7 @@
     ll = label_by_func(sd, parent_labeler, proc_y=CategoryProcessor())
     data = ll.to_databunch(bs=64, num_workers=4)
 
-Files are listed and opened by `teachkit.files`; the batches (DataLoaders, `DataBunch`) made by `teachkit.databunch`.
+Files are listed and opened by `teachkit.data.files`; the batches (DataLoaders, `DataBunch`) made by `teachkit.data.databunch`.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..databunch import DataBunch, databunchify
+from .databunch import DataBunch, databunchify
 from .files import PathLike, get_files, image_extensions, normalize_extensions, open_image
 from ..utils import compose, listify
 
@@ -180,7 +180,7 @@ class SplitData:
 
     def to_databunch(self, bs: int = 64, c_in: int | None = None, c_out: int | None = None,
                      num_workers: int | None = None, **kwargs) -> DataBunch:
-        """DataLoaders over the (labelled) train and valid sets: see `teachkit.databunch.databunchify`."""
+        """DataLoaders over the (labelled) train and valid sets: see `teachkit.data.databunch.databunchify`."""
         return databunchify(self, bs, c_in, c_out, num_workers, **kwargs)
 
     def __repr__(self) -> str:

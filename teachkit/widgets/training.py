@@ -1,6 +1,6 @@
 """Training panel: watch a `learn.fit` live, losses, schedules and what every layer's activations do.
 
-A thin ipywidgets view over `teachkit.monitor.TrainingMonitor`, which records and draws (and is tested on its
+A thin ipywidgets view over `teachkit.panels.monitor.TrainingMonitor`, which records and draws (and is tested on its
 own): the monitor hands each new picture to the panel's image, a PNG, so the panel works in JupyterLab, Notebook,
 VS Code and Colab alike. Widget updates reach the browser while the cell still runs, so the picture moves
 during `fit`:
@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import ipywidgets as widgets
 from torch import nn
 
-from ..monitor import TrainingMonitor
+from ..panels.monitor import TrainingMonitor
 
 __all__ = ["TrainingPanel", "training_panel"]
 

@@ -25,10 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from .callbacks import hypers_of
-from .hooks import ActivationStats, get_hist, get_min
-from .learner import Callback, Learner
-from .render import canvas_png, fixed_figure
+from ..learner import Callback, Learner, hypers_of
+from ..hooks import ActivationStats, get_hist, get_min
+from ..render import canvas_png, fixed_figure
 
 __all__ = ["TrainingMonitor", "momentum_of"]
 
@@ -165,7 +164,7 @@ class MonitorPlot:
             ax.set_title(title)
             ax.tick_params(labelbottom=False)
         self.mom.set(title="momentum", xlabel="batch")
-        self.zero.set(title="share of activations near 0", xlabel="batch", ylim=(0, 1))
+        self.zero.set(title="share of activations near 0", xlabel="batch", ylim=(0, 1.05))
         for ax, i in zip(hist_axes, hist_layers):
             ax.set(title=f"{names[i]}: histogram", xlabel="batch", ylabel="activation")
         if names:

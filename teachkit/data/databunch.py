@@ -1,22 +1,21 @@
 """Batches (lesson 08's last step): DataLoaders over a labelled split, and the `DataBunch` that holds them.
 
     data = databunchify(split_data, bs=64)   # or split_data.to_databunch(bs=64)
-    data.show_batch(names=IMAGENETTE_CLASSES)
+    show_batch(data, names=IMAGENETTE_CLASSES)   # teachkit.show draws it
 """
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, get_worker_info
 
-from .show import show_images
-from .utils import derive_seed, listify
+from ..utils import derive_seed, listify
 
 __all__ = ["DataBunch", "close_workers", "default_num_workers", "reseed_worker_tfms", "get_dls", "databunchify",
-           "show_batch"]
+           "vocab_of"]
 
 
 def vocab_of(ds: Any) -> list | None:
@@ -44,10 +43,6 @@ class DataBunch:
     @property
     def valid_ds(self) -> Any:
         return self.valid_dl.dataset
-
-    def show_batch(self, n: int = 8, **kwargs) -> Any:
-        """See `show_batch`."""
-        return show_batch(self, n, **kwargs)
 
     def close(self) -> None:
         """Stop the DataLoader worker processes now (see `close_workers`)."""
@@ -123,21 +118,3 @@ def databunchify(sd: Any, bs: int = 64, c_in: int | None = None, c_out: int | No
         c_in = x0.shape[0] if isinstance(x0, torch.Tensor) and x0.ndim == 3 else None
     nw = default_num_workers() if num_workers is None else num_workers
     return DataBunch(*get_dls(sd.train, sd.valid, bs, num_workers=nw, **kwargs), c_in=c_in, c_out=c_out)
-
-
-
-
-def show_batch(data: DataBunch, n: int = 8, ncols: int = 4, valid: bool = False, size: float = 2.5,
-               names: Mapping[Any, str] | None = None) -> Any:
-    """Draw the first `n` images of a training (or `valid`) batch, titled with their labels.
-
-    `names` maps labels to what to print, e.g. `teachkit.data.datasets.IMAGENETTE_CLASSES` for synset ids.
-    """
-    dl = data.valid_dl if valid else data.train_dl
-    xb, yb = next(iter(dl))
-    close_workers([dl])  # one batch is all it needs: no worker left waiting (see `close_workers`)
-    xb, yb = xb[:n], yb[:n]
-    vocab = vocab_of(dl.dataset)
-    labels = [vocab[int(y)] if vocab is not None else str(int(y)) if y.ndim == 0 else str(y.tolist()) for y in yb]
-    titles = [names.get(o, o) if names else o for o in labels]
-    return show_images(list(xb), ncols=ncols, titles=[str(t) for t in titles], size=size)
