@@ -102,7 +102,7 @@ def dataset_name(archive_name: str) -> str:
 def _offline_message(url: str, archive: Path, why: str) -> str:
     return (f"Could not download {url} ({why}). If this machine is offline, download that file elsewhere and put it "
             f"at {archive}: the next call extracts it. Or generate an Imagenette-like set to work with: "
-            "teachkit.lookalike.make_imagenette_like(path) (teachkit.datasets.imagenette() does that by itself).")
+            "teachkit.data.make_imagenette_like(path) (teachkit.data.imagenette.imagenette() does that by itself).")
 
 
 def download_url(url: str, dest: str | os.PathLike, timeout: float = 30, chunk_size: int = 1 << 20,

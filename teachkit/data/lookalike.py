@@ -2,7 +2,7 @@
 
 Ten classes named by Imagenette's synset ids (from `IMAGENETTE_CLASSES`, the one table of them), each a shape with a
 colour, drawn at a random place, size and tilt on a noisy background with distractors.
-`teachkit.datasets.imagenette()` falls back to it when it can't download.
+`teachkit.data.imagenette.imagenette()` falls back to it when it can't download.
 """
 from __future__ import annotations
 
