@@ -150,7 +150,7 @@ def test_no_private_names_across_modules():
     assert private_crossings() == []
 
 
-@pytest.mark.parametrize("module", ["teachkit.data", "teachkit.optim", "teachkit.learner", "teachkit.init"])
+@pytest.mark.parametrize("module", ["teachkit.data", "teachkit.optim", "teachkit.learner"])
 def test_core_modules_import_no_matplotlib(module):
     code = f"import sys, {module}; print('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -20,7 +20,16 @@ def map_rows() -> list[list[str]]:
 
 
 def modules_of(row: list[str]) -> list[str]:
-    return re.findall(r"`(teachkit(?:\.\w+)*)`", row[0])
+    """The modules a row's first cell names: `teachkit.x` spans, and short names after a package (`teachkit.optim`
+    (`optimizer`, `factories`)) meaning its submodules."""
+    mods, package = [], None
+    for span in re.findall(r"`([\w.]+)`", row[0]):
+        if span.startswith("teachkit"):
+            mods.append(span)
+            package = span
+        elif package is not None:
+            mods.append(f"{package}.{span}")
+    return mods
 
 
 def package_modules() -> set[str]:
