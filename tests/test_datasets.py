@@ -200,6 +200,16 @@ def test_make_imagenette_like_is_seeded_and_cached(tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary folders left
 
 
+def test_generating_shows_progress_and_once_only(tmp_path, capsys):
+    """A log (stdout is captured here, not a terminal) gets a start line and an end line counting every image."""
+    path = make_imagenette_like(tmp_path / "like", n_train=20, n_valid=10, short_side=16)
+    out = capsys.readouterr().out.splitlines()
+    assert [line for line in out if "look-alike" in line][0] == "drawing the Imagenette look-alike: started, 30 steps"
+    assert any(line.startswith("drawing the Imagenette look-alike: done, 30/30") for line in out)
+    make_imagenette_like(path, n_train=20, n_valid=10, short_side=16)
+    assert "look-alike" not in capsys.readouterr().out  # cached: nothing drawn, no bar
+
+
 def test_imagenette_falls_back_to_generated(cache, monkeypatch, capsys):
     monkeypatch.setenv("TEACHKIT_OFFLINE", "1")
     path = imagenette(160)

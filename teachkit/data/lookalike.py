@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from ..progress import progress_bar
 from .cache import make_temp_dir, temp_name, write_error, writing
 from .datasets import IMAGENETTE_CLASSES
 
@@ -119,22 +120,20 @@ def _draw_dataset(folder: Path, n_train: int, n_valid: int, seed: int, short_sid
     rng, synsets = random.Random(seed), list(_STYLES)
     side = int(max(500, short_side or 0) * 1.8) + 1  # the biggest image fits in one noise crop
     noise = np.random.default_rng(seed).integers(0, 256, (side, side, 3), dtype=np.uint8)
-    k = 0
-    for split, n in (("train", n_train), ("val", n_valid)):
-        for i in range(n):
-            synset = synsets[i % 10]
-            short = short_side or rng.randrange(160, 501)
-            long = int(short * rng.choice([1.0, 1.25, 1.33, 1.5, rng.uniform(1.0, 1.8)]))
-            w, h = (long, short) if rng.random() < 0.7 else (short, long)
-            im = _synthetic_image(rng, noise, synset, w, h)
-            if k % 30 == 7:
-                im = im.convert("L")
-            elif k % 90 == 13:
-                im = im.convert("CMYK")
-            name = f"{synset}_{10000 + i}.JPEG" if split == "train" else f"ILSVRC2012_val_{k:08d}.JPEG"
-            (folder / split / synset).mkdir(parents=True, exist_ok=True)
-            im.save(folder / split / synset / name, quality=rng.randrange(80, 96))
-            k += 1
+    jobs = [(split, i) for split, n in (("train", n_train), ("val", n_valid)) for i in range(n)]
+    for k, (split, i) in enumerate(progress_bar(jobs, comment="drawing the Imagenette look-alike")):
+        synset = synsets[i % 10]
+        short = short_side or rng.randrange(160, 501)
+        long = int(short * rng.choice([1.0, 1.25, 1.33, 1.5, rng.uniform(1.0, 1.8)]))
+        w, h = (long, short) if rng.random() < 0.7 else (short, long)
+        im = _synthetic_image(rng, noise, synset, w, h)
+        if k % 30 == 7:
+            im = im.convert("L")
+        elif k % 90 == 13:
+            im = im.convert("CMYK")
+        name = f"{synset}_{10000 + i}.JPEG" if split == "train" else f"ILSVRC2012_val_{k:08d}.JPEG"
+        (folder / split / synset).mkdir(parents=True, exist_ok=True)
+        im.save(folder / split / synset / name, quality=rng.randrange(80, 96))
 
 
 def _marker(path: Path) -> dict | None:
