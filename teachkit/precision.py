@@ -41,7 +41,9 @@ def grads_finite(params: Iterable[Tensor]) -> bool:
 
 class LossScaler:
     """Dynamic loss scaling: multiply the loss by `scale`; on overflow halve it (and skip the step), and double it
-    after `growth_interval` good steps in a row. Defaults are torch.amp.GradScaler's (the course: 512 and 500)."""
+    after `growth_interval` good steps in a row. Defaults are torch.amp.GradScaler's (2**16, 2000). The course's
+    dynamic scaler (notebook 10c) started at 2**24 (`max_loss_scale`) and doubled after 500 good steps; 512 was its
+    fixed scale, used when dynamic scaling was off."""
 
     def __init__(self, init_scale: float = 2.0**16, growth_factor: float = 2.0, backoff_factor: float = 0.5,
                  growth_interval: int = 2000):
