@@ -192,8 +192,8 @@ class ActivationStats(Callback):
     def plot_hists(self, ncols: int = 2) -> Figure:
         return plot_hists(self.stats, self.names, ncols)
 
-    def plot_mins(self, ncols: int = 2, near: float = 0.5) -> Figure:
-        return plot_mins(self.stats, self.names, ncols, near)
+    def plot_mins(self, ncols: int = 2, near: float = 0.5, dead: float = 0.95) -> Figure:
+        return plot_mins(self.stats, self.names, ncols, near, dead)
 
 
 def _layer_stats(o: Hook | LayerStats) -> LayerStats:
@@ -255,10 +255,25 @@ def plot_hists(stats: Sequence[Hook | LayerStats], names: Sequence[str] | None =
 
 
 def plot_mins(stats: Sequence[Hook | LayerStats], names: Sequence[str] | None = None, ncols: int = 2,
-              near: float = 0.5) -> Figure:
-    """Share of near-zero activations per layer over training batches: a line near 1 means dead units."""
+              near: float = 0.5, dead: float = 0.95) -> Figure:
+    """Share of near-zero activations per layer over training batches: a line near 1 means dead units.
+
+    A dotted line marks 1 (every activation near zero), with room above it so a dead layer's line shows inside
+    its panel; a layer whose share passes `dead` at some batch gets a red title."""
     fig, axes = _grid(len(stats), ncols)
     for ax, s, name in zip(axes, stats, _names(stats, names)):
-        ax.plot(get_min(s, near).numpy())
-        ax.set(ylim=(0, 1), title=f"{name}: share within {near:g} of 0", xlabel="recorded batch")
+        share = get_min(s, near)
+        ax.plot(share.numpy())
+        ax.axhline(1, ls=":", c="grey", lw=1)
+        ax.set(ylim=_SHARE_LIMITS, title=f"{name}: share within {near:g} of 0", xlabel="recorded batch")
+        _mark_dead(ax, share, dead)
     return fig
+
+
+_SHARE_LIMITS = (-0.05, 1.1)  # a share lies in [0, 1]: margins keep a line at 0 or 1 off the panel's edges
+
+
+def _mark_dead(ax: Any, share: torch.Tensor, dead: float) -> None:
+    """Colour the panel's title red when the layer's near-zero share passed `dead` at some batch."""
+    if share.numel() and share.max().item() > dead:
+        ax.title.set_color("red")

@@ -68,6 +68,23 @@ def test_telemetry_plots_and_near_zero_fraction():
         assert fig.axes
 
 
+
+def test_plot_mins_shows_a_dead_layer_inside_its_panel():
+    """A layer whose every output is 0 has share 1 at each batch: its line, and the dotted line at 1, lie inside
+    the axes (not on the top edge), and its title is red; a live layer's title is not."""
+    dead, live = nn.ReLU(), nn.Identity()
+    with Hooks([dead, live], append_stat) as hooks:
+        for _ in range(3):
+            dead(-torch.ones(64))
+            live(torch.linspace(-5, 5, 64))
+    fig = plot_mins(hooks)
+    (ax_dead, ax_live) = fig.axes
+    share = ax_dead.lines[0].get_ydata()
+    bottom, top = ax_dead.get_ylim()
+    assert list(share) == [1.0, 1.0, 1.0] and bottom < 0 and top > 1.05
+    assert any(list(line.get_ydata()) == [1, 1] and line.get_linestyle() == ":" for line in ax_dead.lines[1:])
+    assert ax_dead.title.get_color() == "red" and ax_live.title.get_color() != "red"
+
 # ---------------------------------------------------------------- one statistics function, ActivationStats
 
 from teachkit.hooks import ActivationStats, LayerStats, activation_stats  # noqa: E402
