@@ -35,7 +35,7 @@ from .data.datasets import URLs, data_dir, smoke_mode, untar_data, valid_folder_
 from .data.imagenette import imagenette
 from .learner import Callback
 from .data.lookalike import make_imagenette_like
-from .transforms import make_rgb, to_byte_tensor, to_float_tensor
+from .transforms import make_rgb, to_byte_tensor
 from .utils import default_device
 
 __all__ = ["DATASETS", "IMAGENETTE_SIZES", "SMOKE", "get_data", "imagenette_generated", "imagenette_labelled",
@@ -84,18 +84,19 @@ def imagenette_dls(path: str | os.PathLike, size: int = 128, bs: int = 64, worke
     """Lesson 08's data block, with lesson 10's augmentation on the training set.
 
     Training images: a random crop of 35-100% of the picture, resized to `size`, flipped half the time, all on
-    bytes; validation images: the centre, zoomed in a little. Labels are the folder names, the vocab made from
-    the training set; `workers` DataLoader processes (default one per CPU, at most 8). `gpu_decode`: the JPEGs
-    are decoded on `device` when it is a GPU (`imagenette_gpu_dls`); without one, the CPU path, said in one line.
+    bytes; validation images: the centre, zoomed in a little. Batches stay uint8 (0-255): a quarter of float's
+    bytes from the workers and to the GPU; `BatchTransformXCallback(norm_imagenette)` makes them normalised floats
+    on the device. Labels are the folder names, the vocab made from the training set; `workers` DataLoader
+    processes (default one per CPU, at most 8). `gpu_decode`: the JPEGs are decoded on `device` when it is a GPU
+    (`imagenette_gpu_dls`); without one, the CPU path, said in one line.
     """
     device = torch.device(device) if device is not None else default_device()
     if gpu_decode and device.type == "cuda":
         return imagenette_gpu_dls(path, size, bs, workers, augment, device)
     if gpu_decode:
         print("--gpu-decode: no CUDA GPU, so the JPEGs are decoded on the CPU (PIL, in the DataLoader workers).")
-    tensor = [to_byte_tensor, to_float_tensor]
-    valid_tfms = [make_rgb, CenterCrop(size), *tensor]
-    train_tfms = [make_rgb, RandomResizedCrop(size, scale=(0.35, 1)), PilRandomFlip(), *tensor] if augment else valid_tfms
+    valid_tfms = [make_rgb, CenterCrop(size), to_byte_tensor]
+    train_tfms = [make_rgb, RandomResizedCrop(size, scale=(0.35, 1)), PilRandomFlip(), to_byte_tensor] if augment else valid_tfms
     return imagenette_labelled(path, train_tfms, valid_tfms).to_databunch(bs, c_in=3, num_workers=workers)
 
 
@@ -148,10 +149,11 @@ def decode_one(raw: torch.Tensor, device: torch.device) -> torch.Tensor:
 
 
 class GpuJpegLoader:
-    """Wrap a DataLoader of `JpegBytes`: decode each batch on `device`, crop and resize it there, flip, scale to [0, 1].
+    """Wrap a DataLoader of `JpegBytes`: decode each batch on `device`, crop and resize it there, flip: uint8 batches.
 
     The crops are the CPU pipeline's own transforms (`RandomResizedCrop`, `CenterCrop`) asked only for their box,
-    so both paths cut the same kind of crop; resizing is bilinear with antialiasing.
+    so both paths cut the same kind of crop; resizing is bilinear with antialiasing, rounded back to uint8 as the CPU
+    path's batches are (`norm_imagenette` then makes them floats).
     """
 
     def __init__(self, dl: DataLoader, crop: GeneralCrop, p_flip: float, device: torch.device, seed: int | None = None):
@@ -179,7 +181,7 @@ class GpuJpegLoader:
         out = TF.resized_crop(img.float(), round(top), round(left), max(1, round(bottom - top)),
                               max(1, round(right - left)), [th, tw], antialias=True)
         out = out.flip(-1) if self.rng.random() < self.p_flip else out
-        return out.clamp_(0, 255).div_(255)
+        return out.clamp_(0, 255).round_().to(torch.uint8)
 
 
 def imagenette_gpu_dls(path: str | os.PathLike, size: int = 128, bs: int = 64, workers: int | None = None,

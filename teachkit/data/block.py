@@ -27,7 +27,7 @@ from ..utils import compose, listify
 
 __all__ = ["ListContainer", "ItemList", "ImageList", "grandparent_splitter", "random_splitter", "split_by_func",
            "SplitData", "parent_labeler", "Processor", "CategoryProcessor", "LabeledData", "label_by_func",
-           "normalize_chan", "channel_stats", "imagenette_stats", "norm_imagenette"]
+           "normalize_chan", "normalize_bytes", "channel_stats", "imagenette_stats", "norm_imagenette"]
 
 # ------------------------------------------------------------------------------------------- item lists
 
@@ -298,10 +298,25 @@ def label_by_func(sd: SplitData, f: Callable[[Any], Any], proc_x: Any = None, pr
 # ------------------------------------------------------------------------------------------ normalising
 
 def normalize_chan(x: torch.Tensor, mean: Any, std: Any) -> torch.Tensor:
-    """Normalise each channel of a (B, C, H, W) or (C, H, W) batch; stats follow `x` to its device."""
+    """Normalise each channel of a (B, C, H, W) or (C, H, W) batch; stats follow `x` to its device.
+
+    Float images are in [0, 1]; uint8 ones (0-255, as `imagenette_dls` batches travel) give float32 (`normalize_bytes`).
+    """
+    if x.dtype == torch.uint8:
+        return normalize_bytes(x, mean, std)
     mean = torch.as_tensor(mean, dtype=x.dtype, device=x.device)
     std = torch.as_tensor(std, dtype=x.dtype, device=x.device)
     return (x - mean[..., None, None]) / std[..., None, None]
+
+
+def normalize_bytes(x: torch.Tensor, mean: Any, std: Any) -> torch.Tensor:
+    """`(x / 255 - mean) / std` for uint8 `x` in one pass to float32: `x * 1 / (255 std) - mean / std`.
+
+    Four times less to copy from the DataLoader workers and to the GPU than float images, and no separate /255.
+    """
+    mean = torch.as_tensor(mean, dtype=torch.float32, device=x.device)[..., None, None]
+    std = torch.as_tensor(std, dtype=torch.float32, device=x.device)[..., None, None]
+    return torch.addcmul(-mean / std, x, 1 / (255 * std))
 
 
 def channel_stats(ds: Any, n: int = 256, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -324,5 +339,5 @@ imagenette_stats = (torch.tensor([0.47, 0.48, 0.45]), torch.tensor([0.29, 0.28, 
 
 
 def norm_imagenette(x: torch.Tensor) -> torch.Tensor:
-    """Normalise a batch with Imagenette's channel stats (for `BatchTransformXCallback`)."""
+    """Normalise a batch (float in [0, 1] or uint8) with Imagenette's channel stats (for `BatchTransformXCallback`)."""
     return normalize_chan(x, *imagenette_stats)
