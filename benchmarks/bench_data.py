@@ -12,6 +12,11 @@ temporary folder:
   of the two v2 orders here; `Resize` first, on PIL, is also shown). Photos are crops of Grace Hopper's
   portrait (it ships with matplotlib) saved as JPEG at ImageNet's usual sizes (500x375, 500x333, ...), and
   again at Imagenette-160's (short side 160, where draft mode can't help: the image is already small).
+- Images/s of the same to normalised float batches, Imagenette-160-size JPEGs: `imagenette_dls`'s
+  tfms (centre crop 128, uint8 batches from the workers, `norm_imagenette` on each batch in the main
+  process, the device here) against `ImageFolder` with `v2.Compose([ToImage(), Resize((128, 128)),
+  ToDtype(float32, scale=True), Normalize])` in the workers, and against the pipeline as it was (per-item
+  `to_float_tensor`, float batches from the workers, then `norm_imagenette`).
 
 Each measurement is repeated in rounds interleaved with its rivals, so a busy machine slows all alike,
 and the median round is kept.
@@ -33,10 +38,11 @@ from torch.utils.data import DataLoader
 from torchvision.datasets import ImageFolder
 from torchvision.transforms import v2
 
-from teachkit.data import ImageList, LabeledData, parent_labeler
+from teachkit.data import (ImageList, LabeledData, get_files, image_extensions, imagenette_stats, norm_imagenette,
+                           parent_labeler)
 from teachkit.data.databunch import default_num_workers
-from teachkit.data import get_files, image_extensions
-from teachkit.transforms import ResizeFixed, make_rgb, to_byte_tensor
+from teachkit.pipeline import imagenette_dls
+from teachkit.transforms import ResizeFixed, make_rgb, to_byte_tensor, to_float_tensor
 
 N_FILES = 13_394
 IMAGENET_SIZES = [(500, 375), (375, 500), (500, 333), (333, 500), (500, 400), (500, 500)]
@@ -137,10 +143,10 @@ def make_photo_tree(root: Path, n: int, short_side: int | None, seed: int = 0) -
         im.save(folder / f"{i:05d}.JPEG", quality=90)
 
 
-def one_pass(ds, workers: int) -> Callable[[], int]:
-    """A full pass over `ds` in batches of 64 with `workers` DataLoader workers."""
+def one_pass(ds, workers: int, on_batch: Callable[[torch.Tensor], torch.Tensor] = lambda xb: xb) -> Callable[[], int]:
+    """A full pass over `ds` in batches of 64 with `workers` DataLoader workers, `on_batch` applied in this process."""
     def go() -> int:
-        return sum(len(xb) for xb, _ in DataLoader(ds, batch_size=64, num_workers=workers))
+        return sum(len(on_batch(xb)) for xb, _ in DataLoader(ds, batch_size=64, num_workers=workers))
     return go
 
 
@@ -168,12 +174,38 @@ def bench_images(n: int, short_side: int | None, label: str, rounds: int, draft_
     return rows
 
 
+def bench_normalised(n: int, rounds: int) -> list[dict]:
+    """imagenette_dls's tfms + norm_imagenette on the batch, against torchvision normalising in the workers."""
+    workers = default_num_workers()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        make_photo_tree(root / "train", n, 160)
+        make_photo_tree(root / "val", 10, 160)  # imagenette_dls wants a validation folder; not timed
+        ours = imagenette_dls(root, 128, 64, workers=0, augment=False).train_ds  # centre crop 128, uint8
+        tfms = ours.x.tfms
+        as_was = LabeledData(ImageList(ours.x.items, root, tfms=[*tfms, to_float_tensor]), ours.y)
+        mean, std = (s.tolist() for s in imagenette_stats)
+        tv = ImageFolder(str(root / "train"), transform=v2.Compose([
+            v2.ToImage(), v2.Resize((128, 128)), v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)]))
+        assert ours[0][0].dtype == torch.uint8 and ours[0][0].shape == tv[0][0].shape == (3, 128, 128)
+        assert norm_imagenette(ours[0][0][None]).dtype == tv[0][0].dtype == torch.float32
+        t = {k: n / v for k, v in timed_rounds({"ours": one_pass(ours, workers, norm_imagenette),
+                                                "tv": one_pass(tv, workers),
+                                                "as_was": one_pass(as_was, workers, norm_imagenette)}, rounds).items()}
+    fig = f"imagenette_dls-style pipeline to normalised float batches (decode, crop 128, normalise), {workers} workers"
+    return [row(fig, t["ours"], "images/s", "ImageFolder + v2 [ToImage, Resize, ToDtype(float32, scale), Normalize]",
+                t["tv"]),
+            row(fig, t["ours"], "images/s", "the same with per-item to_float_tensor (float batches from the workers)",
+                t["as_was"])]
+
+
 def run() -> list[dict]:
     """Every figure of this benchmark, as rows for benchmarks/report.py."""
     torch.set_num_threads(1)  # DataLoader workers use one thread each anyway
     return (bench_files()
             + bench_images(600, None, "ImageNet-size JPEGs (~500x375)", rounds=3, draft_row=True)
-            + bench_images(600, 160, "Imagenette-160-size JPEGs", rounds=3, draft_row=False))
+            + bench_images(600, 160, "Imagenette-160-size JPEGs", rounds=3, draft_row=False)
+            + bench_normalised(600, rounds=5))
 
 
 def main() -> None:

@@ -96,7 +96,8 @@ def imagenette_dls(path: str | os.PathLike, size: int = 128, bs: int = 64, worke
     if gpu_decode:
         print("--gpu-decode: no CUDA GPU, so the JPEGs are decoded on the CPU (PIL, in the DataLoader workers).")
     valid_tfms = [make_rgb, CenterCrop(size), to_byte_tensor]
-    train_tfms = [make_rgb, RandomResizedCrop(size, scale=(0.35, 1)), PilRandomFlip(), to_byte_tensor] if augment else valid_tfms
+    train_tfms = ([make_rgb, RandomResizedCrop(size, scale=(0.35, 1)), PilRandomFlip(), to_byte_tensor] if augment
+                  else valid_tfms)
     return imagenette_labelled(path, train_tfms, valid_tfms).to_databunch(bs, c_in=3, num_workers=workers)
 
 

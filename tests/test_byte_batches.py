@@ -50,7 +50,7 @@ def test_imagenette_dls_batches_are_uint8_and_normalise_to_the_float_pipelines(s
     dls = imagenette_dls(smoke_path, 32, 16, workers=0)
     xb, _ = next(iter(dls.valid_dl))
     assert xb.dtype == torch.uint8 and xb.shape == (32, 3, 32, 32)
-    as_before = normalize_chan(to_float_tensor(xb), *imagenette_stats)  # the old per-item to_float_tensor, then normalise
+    as_before = normalize_chan(to_float_tensor(xb), *imagenette_stats)  # the old per-item to_float_tensor, normalised
     assert torch.allclose(norm_imagenette(xb), as_before, atol=1e-5)
 
 

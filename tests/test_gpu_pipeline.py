@@ -32,7 +32,8 @@ def test_decoding_the_jpegs_as_on_a_gpu_gives_the_cpu_paths_validation_images(sm
     assert isinstance(gpu.valid_dl, GpuJpegLoader) and gpu.c_out == cpu.c_out == 10
     assert torch.equal(yc, yg) and xg.shape == xc.shape == (32, 3, 32, 32)
     assert xg.dtype == xc.dtype == torch.uint8  # both paths hand uint8 batches to norm_imagenette
-    assert (xg.float() - xc.float()).abs().mean() / 255 < 0.05  # same centre crop; antialiased resize vs PIL's draft + bilinear
+    # the same centre crop; antialiased resize vs PIL's draft + bilinear
+    assert (xg.float() - xc.float()).abs().mean() / 255 < 0.05
 
 
 def test_gpu_path_training_batches_are_random_crops_as_bytes(smoke_path):
