@@ -205,7 +205,7 @@ def run() -> list[dict]:
     return (bench_files()
             + bench_images(600, None, "ImageNet-size JPEGs (~500x375)", rounds=3, draft_row=True)
             + bench_images(600, 160, "Imagenette-160-size JPEGs", rounds=3, draft_row=False)
-            + bench_normalised(600, rounds=5))
+            + bench_normalised(600, rounds=7))
 
 
 def main() -> None:

@@ -310,13 +310,14 @@ def normalize_chan(x: torch.Tensor, mean: Any, std: Any) -> torch.Tensor:
 
 
 def normalize_bytes(x: torch.Tensor, mean: Any, std: Any) -> torch.Tensor:
-    """`(x / 255 - mean) / std` for uint8 `x` in one pass to float32: `x * 1 / (255 std) - mean / std`.
+    """`(x / 255 - mean) / std` for uint8 `x`, as float32: the /255 folded into the stats, `x * 1/(255 std) - mean/std`.
 
-    Four times less to copy from the DataLoader workers and to the GPU than float images, and no separate /255.
+    Bytes are a quarter of floats to copy from the DataLoader workers and to the GPU. In place on the float copy:
+    on a CPU that is ~2x faster than one mixed-dtype `torch.addcmul(shift, x, scale)`; on a GPU both take microseconds.
     """
     mean = torch.as_tensor(mean, dtype=torch.float32, device=x.device)[..., None, None]
     std = torch.as_tensor(std, dtype=torch.float32, device=x.device)[..., None, None]
-    return torch.addcmul(-mean / std, x, 1 / (255 * std))
+    return x.float().mul_(1 / (255 * std)).add_(-mean / std)
 
 
 def channel_stats(ds: Any, n: int = 256, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
