@@ -9,7 +9,7 @@
 """
 from .block import (CategoryProcessor, ImageList, ItemList, LabeledData, ListContainer, Processor, SplitData,
                     channel_stats, grandparent_splitter, imagenette_stats, label_by_func, norm_imagenette,
-                    normalize_chan, parent_labeler, random_splitter, split_by_func)
+                    normalize_bytes, normalize_chan, parent_labeler, random_splitter, split_by_func)
 from .databunch import (DataBunch, close_workers, databunchify, default_num_workers, get_dls, reseed_worker_tfms,
                         vocab_of)
 from .files import (ImageLoadError, get_files, image_extensions, normalize_extensions, open_image, to_8bit)
@@ -18,10 +18,10 @@ from .datasets import (CacheWriteError, CorruptArchiveError, DownloadError, IMAG
 from .lookalike import is_synthetic, make_imagenette_like
 
 __all__ = ["DataBunch", "close_workers", "databunchify", "default_num_workers", "get_dls", "reseed_worker_tfms",
-           "vocab_of", "ListContainer", "ItemList", "ImageList", "grandparent_splitter", "random_splitter", "split_by_func",
-           "SplitData", "parent_labeler", "Processor", "CategoryProcessor", "LabeledData", "label_by_func",
-           "normalize_chan", "channel_stats", "imagenette_stats", "norm_imagenette", "image_extensions",
-           "normalize_extensions", "get_files", "to_8bit", "ImageLoadError", "open_image", "URLs",
-           "IMAGENETTE_CLASSES", "DownloadError", "CorruptArchiveError", "CacheWriteError", "smoke_mode",
-           "data_dir", "valid_folder_name", "download_url", "untar_data", "archive_name", "dataset_name",
-           "make_imagenette_like", "is_synthetic"]
+           "vocab_of", "ListContainer", "ItemList", "ImageList", "grandparent_splitter", "random_splitter",
+           "split_by_func", "SplitData", "parent_labeler", "Processor", "CategoryProcessor", "LabeledData",
+           "label_by_func", "normalize_chan", "normalize_bytes", "channel_stats", "imagenette_stats",
+           "norm_imagenette", "image_extensions", "normalize_extensions", "get_files", "to_8bit", "ImageLoadError",
+           "open_image", "URLs", "IMAGENETTE_CLASSES", "DownloadError", "CorruptArchiveError", "CacheWriteError",
+           "smoke_mode", "data_dir", "valid_folder_name", "download_url", "untar_data", "archive_name",
+           "dataset_name", "make_imagenette_like", "is_synthetic"]
