@@ -41,7 +41,7 @@ from torchvision.transforms import v2
 from teachkit.data import (ImageList, LabeledData, get_files, image_extensions, imagenette_stats, norm_imagenette,
                            parent_labeler)
 from teachkit.data.databunch import default_num_workers
-from teachkit.pipeline import imagenette_dls
+from teachkit.data.imagenette import imagenette_dls
 from teachkit.transforms import ResizeFixed, make_rgb, to_byte_tensor, to_float_tensor
 
 N_FILES = 13_394

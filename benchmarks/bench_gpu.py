@@ -23,7 +23,8 @@ from teachkit.data.databunch import DataBunch, default_num_workers
 from teachkit.data import is_synthetic
 from teachkit.learner import Callback, Learner
 from teachkit.optim import adam_opt
-from teachkit.pipeline import ChannelsLast, get_data, imagenette_dls, imagenette_gpu_dls
+from teachkit.data.imagenette import get_data, imagenette_dls, imagenette_gpu_dls
+from teachkit.gpu import ChannelsLast
 from teachkit.precision import MixedPrecision
 from teachkit.recipe import lesson_cnn
 

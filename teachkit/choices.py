@@ -1,7 +1,7 @@
 """The names the lesson-11 recipe offers, in a module that imports no torch.
 
 `python -m teachkit.train` checks its flags against these before it imports torch (a few seconds), so a mistyped
-flag is refused at once. `teachkit.pipeline` and `teachkit.recipe` map the same names to datasets, optimizers and
+flag is refused at once. `teachkit.data.imagenette` and `teachkit.recipe` map the same names to datasets, optimizers and
 models; the tests check that both sides name the same things.
 """
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 __all__ = ["DATASET_NAMES", "ARCH_NAMES", "OPT_LRS", "SCHEDS"]
 
 DATASET_NAMES = ("imagenette", "imagenette-160", "imagenette-320", "imagewoof", "imagewoof-160", "imagewoof-320")
-"""The datasets of `teachkit.pipeline.DATASETS` (`get_data` also takes `generated` and a folder)."""
+"""The datasets of `teachkit.data.imagenette.DATASETS` (`get_data` also takes `generated` and a folder)."""
 
 ARCH_NAMES = ("cnn", "xresnet18", "xresnet34", "xresnet50")
 """The models of `teachkit.recipe.ARCHS`: the lesson-08 CNN and the XResNets."""

@@ -29,7 +29,8 @@ from .data.lookalike import is_synthetic
 from .mixup import MixUp
 from .models import conv_layer, get_cnn_model, init_cnn
 from .optim import adam_opt, lamb_opt, ranger_opt, sgd_mom_opt, sgd_opt
-from .pipeline import SMOKE, ChannelsLast, Compile, get_data, imagenette_dls
+from .data.imagenette import SMOKE, get_data, imagenette_dls
+from .gpu import ChannelsLast, Compile
 from .precision import MixedPrecision
 from .schedule import flat_cos, momentum_cycle, one_cycle
 from .utils import default_device, set_seed

@@ -4,7 +4,7 @@
 
 prints the same table as the notebooks (one row per epoch), then the final metrics, the epoch time and the
 training throughput. This module only reads the flags: the pieces are library functions notebook 11 calls too,
-`teachkit.pipeline` (`get_data`, `imagenette_dls`) and `teachkit.recipe` (`build_learner`, `run_training`,
+`teachkit.data.imagenette` (`get_data`, `imagenette_dls`) and `teachkit.recipe` (`build_learner`, `run_training`,
 `run_from_flags`).
 With `TEACHKIT_SMOKE=1` it trains briefly on a small generated set (CI, or checking an install on a CPU).
 `--save PATH` keeps a checkpoint after every epoch; `--resume PATH` goes on from one (same flags).

@@ -7,7 +7,7 @@ from teachkit.callbacks import BatchTransformXCallback
 from teachkit.data import imagenette_stats, norm_imagenette, normalize_chan
 from teachkit.learner import Callback, CancelFitException
 from teachkit.mixup import MixUp
-from teachkit.pipeline import get_data, imagenette_dls, imagenette_gpu_dls
+from teachkit.data.imagenette import get_data, imagenette_dls, imagenette_gpu_dls
 from teachkit.recipe import build_learner
 from teachkit.transforms import to_float_tensor
 

@@ -12,8 +12,9 @@ from teachkit.callbacks import AvgStatsCallback
 from teachkit.data.databunch import DataBunch
 from teachkit.learner import Callback, Learner
 from teachkit.optim import adam_opt
-from teachkit.pipeline import (ChannelsLast, Compile, GpuJpegLoader, decode_jpegs, get_data, imagenette_dls,
-                               imagenette_gpu_dls)
+from teachkit.data.gpu_jpeg import GpuJpegLoader, decode_jpegs
+from teachkit.data.imagenette import get_data, imagenette_dls, imagenette_gpu_dls
+from teachkit.gpu import ChannelsLast, Compile
 from teachkit.recipe import build_learner
 from teachkit.train import parse_args
 
@@ -91,7 +92,7 @@ def test_channels_last_trains_in_nhwc_to_the_same_weights():
 
 
 def test_compile_where_unsupported_says_why_and_trains_the_plain_model(monkeypatch, capsys):
-    monkeypatch.setattr("teachkit.pipeline.compile_unsupported", lambda device: "no compiler here")
+    monkeypatch.setattr("teachkit.gpu.compile_unsupported", lambda device: "no compiler here")
     learn = tiny_cnn_learner([Compile("cpu")])
     model = learn.model
     learn.fit(1)

@@ -66,7 +66,7 @@ def test_the_module_runs_from_a_terminal():
 
 
 def test_a_folder_whose_name_starts_like_a_dataset_is_used_as_a_folder(tmp_path, monkeypatch):
-    from teachkit.pipeline import get_data
+    from teachkit.data.imagenette import get_data
 
     monkeypatch.delenv("TEACHKIT_SMOKE", raising=False)
     folder = tmp_path / "imagenette_local"
@@ -134,7 +134,8 @@ def test_a_refused_flag_never_imports_torch():
 
 
 def test_the_parser_offers_what_the_recipe_builds():
-    from teachkit import choices, pipeline, recipe
+    from teachkit import choices, recipe
+    from teachkit.data import imagenette as pipeline
 
     assert list(recipe.ARCHS) == list(choices.ARCH_NAMES)
     assert {k: lr for k, (_, lr) in recipe.OPT_CHOICES.items()} == choices.OPT_LRS

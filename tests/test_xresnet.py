@@ -140,7 +140,7 @@ def test_xresnet18_learns_a_folder_of_small_generated_images(tmp_path):
     from teachkit.learner import Learner
     from teachkit.data import make_imagenette_like
     from teachkit.optim import adam_opt
-    from teachkit.pipeline import imagenette_dls
+    from teachkit.data.imagenette import imagenette_dls
     from teachkit.schedule import one_cycle
     from teachkit.utils import set_seed
 
