@@ -131,8 +131,14 @@ def centered(w: float, h: float, wc: float, hc: float) -> tuple[float, float, fl
     return left, top, left + wc, top + hc
 
 
+def inside(corners: tuple[float, float, float, float], w: int, h: int) -> bool:
+    """Whether the box (left, top, right, bottom) lies within a w x h image, as `Image.resize(box=...)` requires."""
+    left, top, right, bottom = corners
+    return 0 <= left < right <= w and 0 <= top < bottom <= h
+
+
 class GeneralCrop(PilTransform):
-    """Crop a box given by `get_corners` and resize it to `size` in one `Image.Transform.EXTENT` call."""
+    """Crop a box given by `get_corners` and resize it to `size` in one resampling step."""
 
     def __init__(self, size: Size = 128, crop_size: Size | None = None,
                  resample: Image.Resampling = Image.Resampling.BILINEAR, p: float = 1.0, seed: int | None = None):
@@ -154,6 +160,13 @@ class GeneralCrop(PilTransform):
         return centered(w, h, wc, hc)
 
     def crop(self, item: Image.Image, corners: tuple[float, float, float, float]) -> Image.Image:
+        """Map the box onto a `size` image: the course's `Image.Transform.EXTENT` mapping, done by `resize(box=)`.
+
+        `resize` with a box is the same mapping, about twice as fast, and it antialiases when shrinking (better
+        quality); it only takes boxes inside the image, so a box reaching outside goes through EXTENT (black there).
+        """
+        if inside(corners, *item.size):
+            return item.resize(self.size, self.resample, box=corners)
         return item.transform(self.size, Image.Transform.EXTENT, corners, resample=self.resample)
 
     def encodes(self, item: Image.Image) -> Image.Image:
