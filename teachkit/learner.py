@@ -11,6 +11,7 @@ the model give a score for every class?) and `DivergenceCheck` (a NaN or infinit
 from __future__ import annotations
 
 import difflib
+import math
 import os
 from collections.abc import Callable, Iterable, Sequence
 from functools import partial
@@ -152,9 +153,15 @@ class DivergenceCheck(Callback):
     order = 5
 
     def after_loss(self):
-        if not bool(torch.isfinite(self.loss.detach()).all()):
+        if not finite(self.loss):
             raise DivergenceError(divergence_message(self.loss.item(), self.epoch, self.iter, self.in_train,
                                                      [h["lr"] for h in hypers_of(self.opt)], self.model.parameters()))
+
+
+def finite(loss: torch.Tensor) -> bool:
+    """Is every value of `loss` finite? One `.item()` for the usual scalar loss (the cheapest check per batch)."""
+    loss = loss.detach()
+    return math.isfinite(loss.item()) if loss.numel() == 1 else bool(torch.isfinite(loss).all())
 
 
 def check_callback(cb: Callback) -> None:
