@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import random
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .data.cache import open_temp_file
 from .utils import listify
 
 __all__ = ["FORMAT", "CheckpointError", "plain_model", "save_checkpoint", "load_checkpoint", "check_state_fits",
@@ -58,9 +58,9 @@ def save_checkpoint(learn: Any, path: str | os.PathLike) -> Path:
              "epochs_done": learn.epochs_done, "n_epoch": getattr(learn, "n_epoch", 0),
              "rng": rng_states(data_rngs(learn.dls.train_dl))}
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp, f = open_temp_file(path, ".tmp")  # the cache's temporary files: the umask's permissions, not mkstemp's 0600
     try:
-        with os.fdopen(fd, "wb") as f:
+        with f:
             torch.save(state, f)
             f.flush()
             os.fsync(f.fileno())

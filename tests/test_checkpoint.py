@@ -160,3 +160,15 @@ def test_checkpoint_every_epoch_or_only_the_last(tmp_path):
 def test_plain_model_sees_through_the_compile_wrapper():
     m = model()
     assert plain_model(torch.compile(m)) is m and plain_model(m) is m
+
+
+def test_a_checkpoint_is_written_with_the_umasks_permissions(tmp_path):
+    """Like the data cache: a checkpoint shared with a class is readable by it (umask 022 -> 0644, not mkstemp's 0600)."""
+    learn = Learner(nn.Sequential(nn.Linear(8, 4)), toy_databunch("blobs", n_train=32, n_valid=16, bs=16), lr=0.1)
+    old = os.umask(0o022)
+    try:
+        path = learn.save(tmp_path / "run.pt")
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644
+    assert [p.name for p in tmp_path.iterdir()] == ["run.pt"]
