@@ -15,6 +15,7 @@ ranks compare their data (`check_same_data`): a rank with other files would othe
 """
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -98,8 +99,15 @@ def setup(backend: str | None = None, timeout_s: float = 600.0) -> torch.device:
 
 
 def cleanup() -> None:
-    """Leave the process group (a no-op when there is none)."""
+    """Leave the process group (a no-op when there is none), after freeing what the last steps left behind.
+
+    Objects in reference cycles (a Learner and its callbacks, DDP's autograd hooks) are otherwise freed only when
+    the interpreter shuts down; a tensor a gloo thread still refers to then aborts the process ("terminate called
+    without an active exception", SIGABRT) after a run that succeeded. `gc.collect()` frees them while Python is
+    still alive.
+    """
     if dist.is_available() and dist.is_initialized():
+        gc.collect()
         dist.destroy_process_group()
 
 
