@@ -31,23 +31,37 @@ def resolve(importer: str, node: ast.ImportFrom | ast.Import) -> list[str]:
     """The teachkit modules an import statement loads (submodules named in `from pkg import sub` included)."""
     if isinstance(node, ast.Import):
         return [a.name for a in node.names if a.name in MODULES]
-    if node.level:
-        base = importer.split(".") if is_package(importer) else importer.split(".")[:-1]
-        base = base[:len(base) - node.level + 1]
-        target = ".".join(base + ([node.module] if node.module else []))
-    else:
-        target = node.module or ""
+    target = from_target(importer, node)
     if target not in MODULES:
         return []
     subs = [f"{target}.{a.name}" for a in node.names if f"{target}.{a.name}" in MODULES]
     return [target] + subs
 
 
+def from_target(importer: str, node: ast.ImportFrom) -> str:
+    """The dotted module `from X import ...` names, relative imports resolved against `importer`."""
+    if not node.level:
+        return node.module or ""
+    base = importer.split(".") if is_package(importer) else importer.split(".")[:-1]
+    base = base[:len(base) - node.level + 1]
+    return ".".join(base + ([node.module] if node.module else []))
+
+
 def loaded_with(importer: str, target: str) -> list[str]:
-    """Importing `target` runs its enclosing packages' __init__ too, except those `importer` already sits in."""
+    """Importing `target` runs its enclosing packages' __init__ too, except those `importer` already sits in
+    (Python imported them before `importer`: no edge the module wrote)."""
     parts = target.split(".")
     chain = [".".join(parts[:i]) for i in range(2, len(parts) + 1)]
     return [m for m in chain if m in MODULES and not (importer + ".").startswith(m + ".") and m != importer]
+
+
+def names_read_from(importer: str, node: ast.Import | ast.ImportFrom) -> list[str]:
+    """The module whose namespace `from X import a` reads for some `a` that is not a submodule: an edge even when
+    X is `importer`'s own package (X's __init__ may still be running it: a real cycle)."""
+    if not isinstance(node, ast.ImportFrom) or (target := from_target(importer, node)) not in MODULES:
+        return []
+    reads = any(f"{target}.{a.name}" not in MODULES for a in node.names)
+    return [target] if reads and target != importer else []
 
 
 def top_level_imports(tree: ast.Module) -> list[ast.Import | ast.ImportFrom]:
@@ -70,7 +84,8 @@ def import_graph(hidden: bool) -> dict[str, set[str]]:
         tree = ast.parse(path.read_text())
         nodes = [n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))] if hidden \
             else top_level_imports(tree)
-        graph[name] = {m for node in nodes for t in resolve(name, node) for m in loaded_with(name, t)}
+        graph[name] = {m for node in nodes for t in resolve(name, node) for m in loaded_with(name, t)} | \
+            {m for node in nodes for m in names_read_from(name, node)}
     return graph
 
 
@@ -126,7 +141,8 @@ def test_no_teachkit_imports_inside_functions():
 
 
 def private_crossings() -> list[str]:
-    """`from teachkit.x import _y` and `x._y` on an imported teachkit module, across module boundaries."""
+    """`from teachkit.x import _y`, and `m._y` where `m` is a teachkit module reached through an imported name
+    (`x._y`, `teachkit.x._y`, `I.x._y`), across module boundaries."""
     found = []
     for name, path in MODULES.items():
         tree = ast.parse(path.read_text())
@@ -134,16 +150,34 @@ def private_crossings() -> list[str]:
         for node in ast.walk(tree):
             if isinstance(node, (ast.Import, ast.ImportFrom)) and (targets := resolve(name, node)):
                 found += [f"{name}: from {targets[0]} import {a.name}" for a in getattr(node, "names", [])
-                          if isinstance(node, ast.ImportFrom) and a.name.startswith("_") and not a.name.startswith("__")]
-                for a in node.names:
-                    full = f"{targets[0]}.{a.name}" if isinstance(node, ast.ImportFrom) else a.name
-                    if full in MODULES:
-                        aliases[a.asname or a.name.split(".")[-1]] = full
-        for node in ast.walk(tree):
-            if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases
-                    and node.attr.startswith("_") and not node.attr.startswith("__")):
-                found.append(f"{name}: {aliases[node.value.id]}.{node.attr}")
+                          if isinstance(node, ast.ImportFrom) and is_private(a.name)]
+                aliases |= bound_modules(targets[0], node)
+        found += [f"{name}: {mod}.{node.attr}" for node in ast.walk(tree)
+                  if isinstance(node, ast.Attribute) and is_private(node.attr)
+                  and (mod := module_path(node.value, aliases)) in MODULES]
     return sorted(set(found))
+
+
+def is_private(attr: str) -> bool:
+    return attr.startswith("_") and not attr.startswith("__")
+
+
+def bound_modules(target: str, node: ast.Import | ast.ImportFrom) -> dict[str, str]:
+    """Local name -> teachkit module it binds: `import teachkit.x` binds `teachkit`, `import teachkit.x as m` binds
+    `m`, `from teachkit import x` binds `x`."""
+    if isinstance(node, ast.ImportFrom):
+        return {a.asname or a.name: f"{target}.{a.name}" for a in node.names if f"{target}.{a.name}" in MODULES}
+    return {a.asname or a.name.split(".")[0]: a.name if a.asname else a.name.split(".")[0]
+            for a in node.names if a.name in MODULES}
+
+
+def module_path(node: ast.expr, aliases: dict[str, str]) -> str | None:
+    """The dotted path of `a.b.c` with the imported name `a` replaced by its module, or None if `a` is not one."""
+    if isinstance(node, ast.Name):
+        return aliases.get(node.id)
+    if isinstance(node, ast.Attribute) and (base := module_path(node.value, aliases)):
+        return f"{base}.{node.attr}"
+    return None
 
 
 def test_no_private_names_across_modules():
