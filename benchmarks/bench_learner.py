@@ -2,10 +2,11 @@
 
 Run as `python -m benchmarks.bench_learner` (about 30 s). Two experiments:
 
-- Freeing a Learner (`del learn; gc.collect()`) after `fit` on DataLoaders with 2 persistent workers each, against
-  the same Learner fitted with `num_workers=0` (nothing to stop), and against the same Learner with its workers
-  left alive, as teachkit left them before `fit` stopped them: a Learner and its callbacks form a reference
-  cycle, and the garbage collector then waits for every live worker.
+- Freeing a Learner (`del learn; gc.collect()`) after `fit` on DataLoaders with 2 persistent workers each, and
+  after `fit` and a look at a batch of each loader (which starts their workers again), against the same Learner
+  fitted with `num_workers=0` (nothing to stop), and against loaders held without a DataBunch, whose workers
+  nothing stops, as teachkit left them before: a Learner and its callbacks form a reference cycle, and the
+  garbage collector then waits 5 s for every live worker.
 - `python -m teachkit.train --bs -1` (refused by argparse) against `python -c pass` (the interpreter alone) and
   `python -c "import torch"` (what every refusal cost when the parser imported torch first).
 
@@ -21,6 +22,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 from torch import nn
@@ -49,22 +51,24 @@ def medians(funcs: dict[str, Callable[[], float]], rounds: int) -> dict[str, flo
 
 # ------------------------------------------------------------------ freeing a used Learner
 
-def used_learner(workers: int, leave_workers: bool = False) -> Learner:
-    """A Learner after a 2-epoch fit over 2 DataLoaders of `workers` persistent workers each."""
+def used_learner(workers: int, peek: bool = False, bare: bool = False) -> Learner:
+    """A Learner after a 2-epoch fit over 2 DataLoaders of `workers` persistent workers each, then (`peek`) a look
+    at a batch of each; `bare`: the loaders in a plain namespace, not a DataBunch."""
     x, y = toy_blobs(512)
     kw = dict(num_workers=workers, persistent_workers=workers > 0)
-    dls = DataBunch(DataLoader(TensorDataset(x[:384], y[:384]), 32, shuffle=True, **kw),
-                    DataLoader(TensorDataset(x[384:], y[384:]), 64, **kw), c_in=8, c_out=4)
+    dls = (SimpleNamespace if bare else DataBunch)(
+        train_dl=DataLoader(TensorDataset(x[:384], y[:384]), 32, shuffle=True, **kw),
+        valid_dl=DataLoader(TensorDataset(x[384:], y[384:]), 64, **kw), c_in=8, c_out=4)
     learn = Learner(nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 4)), dls, lr=0.1)
     learn.fit(2)
-    if leave_workers:  # what fit left before it stopped them: live workers inside the cycle
+    if peek:  # live workers inside the cycle again, as fit left them before it stopped them
         next(iter(dls.train_dl)), next(iter(dls.valid_dl))
     return learn
 
 
-def free_time(workers: int, leave_workers: bool = False) -> float:
+def free_time(workers: int, peek: bool = False, bare: bool = False) -> float:
     """Seconds for `del learn; gc.collect()` on a used Learner."""
-    learn = used_learner(workers, leave_workers)
+    learn = used_learner(workers, peek, bare)
     gc.collect()  # only the Learner's own garbage is left to collect
     start = time.perf_counter()
     del learn
@@ -85,12 +89,15 @@ def run_time(*args: str) -> float:
 def run() -> list[dict]:
     """Rows: time to free a used Learner, time for the CLI to refuse a bad flag, each against its baselines."""
     torch.set_num_threads(1)
-    free = medians({"workers": lambda: free_time(2), "none": lambda: free_time(0)}, rounds=5)
-    alive = free_time(2, leave_workers=True)  # about 5 s a worker: measured once
+    free = medians({"workers": lambda: free_time(2), "peek": lambda: free_time(2, peek=True),
+                    "none": lambda: free_time(0)}, rounds=5)
+    alive = free_time(2, peek=True, bare=True)  # about 5 s a worker: measured once
     fig = "free a Learner fitted with 2+2 persistent DataLoader workers (del + gc.collect)"
+    peeked = "free a Learner fitted with 2+2 persistent workers, then a batch of each loader taken (del + gc.collect)"
     rows = [row(fig, free["workers"], "s", "the same Learner fitted with num_workers=0", free["none"]),
-            row(fig, free["workers"], "s", "the same with its workers left alive (teachkit before fit stopped them)",
-                alive)]
+            row(peeked, free["peek"], "s", "the same Learner fitted with num_workers=0", free["none"]),
+            row(peeked, free["peek"], "s", "the same with the loaders outside a DataBunch (nothing stops their "
+                "workers, as in teachkit before)", alive)]
     cli = medians({"refuse": lambda: run_time("-m", "teachkit.train", "--bs", "-1"),
                    "pass": lambda: run_time("-c", "pass"),
                    "torch": lambda: run_time("-c", "import torch")}, rounds=3)

@@ -1,5 +1,6 @@
 """What a Learner does under real use: workers stop after fit, divergence and a too-small model are named, and
 every fit starts at `learn.lr` whatever a schedule or the LR finder left behind."""
+import gc
 import math
 import multiprocessing as mp
 
@@ -90,6 +91,22 @@ def test_databunch_close_and_context_manager_stop_the_workers():
         next(iter(dls.valid_dl))
         assert len(children() - before) == 2
     assert children() == before
+
+
+def test_a_dropped_learner_stops_the_workers_a_peek_started():
+    """After fit, a look at a batch starts persistent workers again. Dropping the Learner (a reference cycle with
+    its callbacks) must stop them while the loader can still tell them to: left to the garbage collector, each
+    takes 5 s to be killed (benchmarks/bench_learner.py times it)."""
+    learn = Learner(mlp(), worker_dls(), lr=0.1, cbs=[AvgStatsCallback()])
+    learn.fit(1)
+    valid_dl = learn.dls.valid_dl  # kept, so that only the DataBunch's going can stop its workers
+    next(iter(valid_dl))
+    workers = list(valid_dl._iterator._workers)
+    assert all(w.is_alive() for w in workers)
+    del learn
+    gc.collect()
+    assert valid_dl._iterator is None and not any(w.is_alive() for w in workers)
+    assert len(next(iter(valid_dl))[0]) == 64  # the loader still works: new workers
 
 
 def test_a_batch_taken_outside_fit_leaves_no_worker_behind():

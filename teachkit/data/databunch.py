@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import os
+import weakref
 from collections.abc import Iterable
 from typing import Any
 
@@ -30,11 +31,15 @@ class DataBunch:
     """A training and a validation DataLoader, plus the number of input channels and classes.
 
     `close()` (or `with DataBunch(...) as data:`) stops the worker processes its DataLoaders keep between epochs;
-    `Learner.fit` does it when it ends, and the next pass over the data starts new ones.
+    `Learner.fit` does it when it ends, and the next pass over the data starts new ones. A DataBunch that is
+    dropped stops them too, before the garbage collector takes its loaders apart (see `close_workers`).
     """
 
     def __init__(self, train_dl: DataLoader, valid_dl: DataLoader, c_in: int | None = None, c_out: int | None = None):
         self.train_dl, self.valid_dl, self.c_in, self.c_out = train_dl, valid_dl, c_in, c_out
+        # The finalizer holds the attribute dict, not `self`: it sees loaders assigned later, and keeps them
+        # (with their queues) out of the garbage, so they can shut down cleanly when `self` goes.
+        weakref.finalize(self, _close_loaders_in, vars(self)).atexit = False
 
     @property
     def train_ds(self) -> Any:
@@ -46,7 +51,7 @@ class DataBunch:
 
     def close(self) -> None:
         """Stop the DataLoader worker processes now (see `close_workers`)."""
-        close_workers([self.train_dl, self.valid_dl])
+        _close_loaders_in(vars(self))
 
     def __enter__(self) -> DataBunch:
         return self
@@ -59,12 +64,19 @@ class DataBunch:
                 f"c_in={self.c_in}, c_out={self.c_out})")
 
 
+def _close_loaders_in(attrs: dict) -> None:
+    """Stop the workers of the loaders in a DataBunch's attribute dict."""
+    close_workers([attrs.get("train_dl"), attrs.get("valid_dl")])
+
+
 def close_workers(loaders: Iterable[Any]) -> None:
     """Stop the worker processes that DataLoaders with `persistent_workers` keep alive between epochs.
 
-    Kept in a reference cycle (a Learner and its callbacks), live workers make the garbage collector wait about 5 s
-    for each of them, in the middle of whatever runs then. A wrapper (`GpuJpegLoader`) holds its DataLoader in `.dl`.
-    torch has no public call for this: the DataLoader's `_iterator` is what holds the workers.
+    Kept in a reference cycle (a Learner and its callbacks), live workers make the garbage collector wait 5 s
+    for each of them, in the middle of whatever runs then: the collector closes the loader's queues first, so the
+    workers never hear they should stop and are killed after a timeout. A wrapper (`GpuJpegLoader`) holds its
+    DataLoader in `.dl`; None is skipped. torch has no public call for this: the DataLoader's `_iterator` is what
+    holds the workers.
     """
     for dl in loaders:
         dl = getattr(dl, "dl", dl)
