@@ -372,6 +372,24 @@ def test_get_files_does_not_follow_links_to_folders_as_os_walk_doesnt(tmp_path):
     assert get_files(tmp_path / "train", recurse=True) == walk_reference(tmp_path / "train")  # no validation leak
 
 
+def test_linked_split_folders_are_named_and_followed_when_asked(tmp_path):
+    """A dataset whose train/ and val/ are links (say to a faster disk): found empty without a word before."""
+    store, ds = tmp_path / "store", tmp_path / "imagenette"
+    for name in ["train/tench/a.jpg", "train/tench/b.jpg", "val/tench/c.jpg"]:
+        (store / name).parent.mkdir(parents=True, exist_ok=True)
+        (store / name).write_bytes(b"x")
+    ds.mkdir()
+    for split in ["train", "val"]:
+        (ds / split).symlink_to(store / split, target_is_directory=True)
+    (store / "train" / "tench" / "loop").symlink_to(ds, target_is_directory=True)  # a loop back to the top
+    assert get_files(ds, recurse=True) == []
+    with pytest.raises(ValueError, match=r"train, val are links to folders.*followlinks=True"):
+        ImageList.from_files(ds)
+    files = get_files(ds, ".jpg", recurse=True, followlinks=True)  # each real folder once: the loop ends
+    assert [f.relative_to(ds).as_posix() for f in files] == ["train/tench/a.jpg", "train/tench/b.jpg", "val/tench/c.jpg"]
+    assert len(ImageList.from_files(ds, followlinks=True)) == 3
+
+
 def test_16_bit_images_are_scaled_not_clipped(tmp_path):
     gradient = (np.arange(64 * 32, dtype=np.uint32) * 32).astype(np.uint16).reshape(32, 64)  # 0 ... 65504
     Image.fromarray(gradient).save(tmp_path / "gray16.png")  # a 16-bit grayscale PNG

@@ -22,7 +22,7 @@ import torch
 from PIL import Image
 
 from .databunch import DataBunch, databunchify
-from .files import PathLike, get_files, image_extensions, normalize_extensions, open_image
+from .files import PathLike, get_files, image_extensions, linked_folders, normalize_extensions, open_image
 from ..utils import compose, listify
 
 __all__ = ["ListContainer", "ItemList", "ImageList", "grandparent_splitter", "random_splitter", "split_by_func",
@@ -103,19 +103,28 @@ class ImageList(ItemList):
 
     @classmethod
     def from_files(cls, path: PathLike, extensions: str | Iterable[str] | None = None, recurse: bool = True,
-                   include: Iterable[str] | None = None, **kwargs) -> ImageList:
+                   include: Iterable[str] | None = None, followlinks: bool = False, **kwargs) -> ImageList:
         """All image files under `path` (every `image_extensions` by default); an empty result is an error."""
         exts = image_extensions if extensions is None else extensions
-        files = get_files(path, exts, recurse=recurse, include=include)
+        files = get_files(path, exts, recurse=recurse, include=include, followlinks=followlinks)
         if not files:
-            shown = sorted(normalize_extensions(exts))
-            raise ValueError(f"No image files in {Path(path)} (recurse={recurse}, include={include}, extensions: "
-                             f"{', '.join(shown[:12])}{', ...' if len(shown) > 12 else ''}). Check the folder, "
-                             "pass recurse=True for files in sub-folders, or pass `extensions`.")
+            raise ValueError(_no_images_message(path, exts, recurse, include, followlinks))
         return cls(files, path, **kwargs)
 
     def get(self, fn: PathLike) -> Image.Image:
         return open_image(fn, self.tfms)
+
+
+def _no_images_message(path: PathLike, exts: str | Iterable[str], recurse: bool, include: Iterable[str] | None,
+                      followlinks: bool) -> str:
+    """Why `ImageList.from_files` found nothing, and what to try."""
+    shown = sorted(normalize_extensions(exts))
+    links = [] if followlinks else linked_folders(path)
+    hint = (f" {', '.join(links)} {'is a link' if len(links) == 1 else 'are links'} to folders, which are not walked "
+            "into (as os.walk doesn't): pass followlinks=True to follow them." if links else "")
+    return (f"No image files in {Path(path)} (recurse={recurse}, include={include}, extensions: "
+            f"{', '.join(shown[:12])}{', ...' if len(shown) > 12 else ''}). Check the folder, "
+            f"pass recurse=True for files in sub-folders, or pass `extensions`.{hint}")
 
 
 # -------------------------------------------------------------------------------------------- splitting

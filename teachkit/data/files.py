@@ -11,7 +11,8 @@ from PIL import Image
 
 from ..utils import listify
 
-__all__ = ["image_extensions", "normalize_extensions", "get_files", "to_8bit", "ImageLoadError", "open_image"]
+__all__ = ["image_extensions", "normalize_extensions", "get_files", "linked_folders", "to_8bit", "ImageLoadError",
+           "open_image"]
 
 image_extensions: set[str] = {k for k, v in mimetypes.types_map.items() if v.startswith("image/")}
 """Every extension `mimetypes` knows as an image, lower-case with the dot: '.jpg', '.jpeg', '.png', ..."""
@@ -24,11 +25,12 @@ def normalize_extensions(extensions: str | Iterable[str] | None) -> set[str]:
     return {e.lower() if e.startswith(".") else "." + e.lower() for e in listify(extensions)}
 
 
-def _scan(folder: Path, extensions: set[str]) -> tuple[list[Path], list[str]]:
+def _scan(folder: Path, extensions: set[str], followlinks: bool = False) -> tuple[list[Path], list[str]]:
     """Files of `folder` (sorted, filtered, hidden ones skipped) and the names of its visible sub-folders.
 
-    A link to a folder is neither, as with `os.walk`: it isn't walked into (a link loop would never end, a link
-    to `valid/` inside `train/` would leak validation images into training). A link to a file is a file."""
+    A link to a folder is neither unless `followlinks`, as with `os.walk`: it isn't walked into (a link loop would
+    never end, a link to `valid/` inside `train/` would leak validation images into training). A link to a file is
+    a file."""
     files, dirs = [], []
     with os.scandir(folder) as it:  # scandir tells files from folders without a `stat` call per file
         for e in it:
@@ -36,7 +38,7 @@ def _scan(folder: Path, extensions: set[str]) -> tuple[list[Path], list[str]]:
             if name.startswith("."):
                 continue
             if e.is_dir():
-                if not e.is_symlink():
+                if followlinks or not e.is_symlink():
                     dirs.append(name)
             elif not extensions or (i := name.rfind(".")) > 0 and name[i:].lower() in extensions:
                 files.append(name)
@@ -53,22 +55,25 @@ def _children(folder: Path, names: list[str]) -> list[Path]:
 
 
 def get_files(path: PathLike, extensions: str | Iterable[str] | None = None, recurse: bool = False,
-              include: Iterable[str] | None = None) -> list[Path]:
+              include: Iterable[str] | None = None, followlinks: bool = False) -> list[Path]:
     """Files under `path` with one of `extensions` (any case; all when None), sorted, hidden files and folders skipped.
 
     `recurse` walks sub-folders with `os.scandir` (no `stat` call per file, which is why it is fast), not
     following links to folders, as `os.walk` doesn't; `include` limits the walk to these top-level
-    sub-folders, e.g. `['train']`.
+    sub-folders, e.g. `['train']`. `followlinks=True` walks linked folders too, each real folder once (so a link
+    loop ends); the files keep the path they were found under.
     """
     path = Path(path)
     if not path.is_dir():
         raise ValueError(f"get_files: {path} is not a folder. Check the path (untar_data returns the dataset's folder).")
     exts = normalize_extensions(extensions)
     include = None if include is None else set(listify(include))
-    res, todo, top = [], [path], True
+    res, todo, top, walked = [], [path], True, set()
     while todo:
         folder = todo.pop()
-        files, dirs = _scan(folder, exts)
+        if followlinks and not _first_visit(folder, walked):
+            continue
+        files, dirs = _scan(folder, exts, followlinks)
         res += files
         if recurse:
             if top and include is not None:
@@ -76,6 +81,21 @@ def get_files(path: PathLike, extensions: str | Iterable[str] | None = None, rec
             todo += [folder / d for d in reversed(dirs)]  # reversed: the stack pops them in name order
         top = False
     return res
+
+
+def _first_visit(folder: Path, walked: set[str]) -> bool:
+    """Whether the real folder behind `folder` is new to `walked` (and now in it)."""
+    real = os.path.realpath(folder)
+    if real in walked:
+        return False
+    walked.add(real)
+    return True
+
+
+def linked_folders(path: PathLike) -> list[str]:
+    """Names of the links to folders in `path`, which `get_files` doesn't walk into unless told to."""
+    with os.scandir(path) as it:
+        return sorted(e.name for e in it if e.is_symlink() and e.is_dir())
 
 
 _16_BIT_MODES = {"I;16", "I;16L", "I;16B", "I;16N", "I"}  # "I": how Pillow before 11 opens a 16-bit PNG
