@@ -182,7 +182,7 @@ def test_a_1x1_conv_before_the_pool_is_hidden_in_eval_mode_and_shows_in_training
 
 
 def test_shortcut_returning_a_tensor_op_is_named():
-    assert_caught(l11.check_shortcut(lambda ni, nf, stride=1: None), "what shortcut returns is 'NoneType'")
+    assert_caught(l11.check_shortcut(lambda ni, nf, stride=1: None), "what your function returns is 'NoneType'")
 
 
 @pytest.mark.parametrize("args", l11.PARAM_ARGS)

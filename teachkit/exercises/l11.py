@@ -32,7 +32,7 @@ def _observe_shortcut(fn: Any, args: tuple) -> dict[str, Any]:
     statistics, which tells a BatchNorm after the pool from one before it (in eval mode pool and 1x1 conv commute)."""
     m = fn(*args)
     if not isinstance(m, nn.Module):
-        return {"what shortcut returns": type(m).__name__}
+        return {"what your function returns": type(m).__name__}
     g = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for c in m.modules():
@@ -43,7 +43,7 @@ def _observe_shortcut(fn: Any, args: tuple) -> dict[str, Any]:
         x = torch.randn(2, args[0], 7, 7, generator=g)
         out = m.eval()(x)
         out_train = m.train()(x)
-    return {"what shortcut returns": "an nn.Module", "the output's shape": tuple(out.shape),
+    return {"what your function returns": "an nn.Module", "the output's shape": tuple(out.shape),
             "the number of parameters": sum(p.numel() for p in m.parameters()), "the output": out,
             "the output in training mode (BatchNorm normalising with the batch's statistics)": out_train}
 
