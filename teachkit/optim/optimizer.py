@@ -202,10 +202,13 @@ def lamb_step(p: Tensor, lr: float, mom: float, sqr_mom: float, step: int, grad_
               eps: float, wd: float, **kwargs: Any) -> None:
     """LAMB: the Adam update plus wd * p, scaled for each tensor by the trust ratio ||p|| / ||update||."""
     debias1, debias2 = debias(mom, 1 - mom, step), debias(sqr_mom, 1 - sqr_mom, step)
-    update = (sqr_avg / debias2).sqrt_().add_(eps).mul_(debias1)  # the one new tensor; the lines below work in it
-    torch.div(grad_avg, update, out=update)  # Adam's update: (grad_avg / debias1) / (sqrt(sqr_avg / debias2) + eps)
-    update.add_(p, alpha=wd)  # + wd * p
-    p.addcmul_(update, trust_ratio(p.norm(), update.norm()), value=-lr)  # p -= lr * ratio * update
+    # Adam's update, (grad_avg / debias1) / (sqrt(sqr_avg / debias2) + eps), is
+    # scale * grad_avg / (sqrt(sqr_avg) + eps * sqrt(debias2)): the debiasing costs a number, not passes over the tensor
+    scale = debias2**0.5 / debias1
+    update = sqr_avg.sqrt().add_(eps * debias2**0.5)  # the one new tensor; the lines below work in it
+    torch.div(grad_avg, update, out=update)  # Adam's update / scale
+    update.add_(p, alpha=wd / scale)  # + wd * p / scale
+    p.addcmul_(update, trust_ratio(p.norm(), scale * update.norm()), value=-lr * scale)  # p -= lr * ratio * (Adam + wd p)
 
 
 @with_defaults(eps=1e-5)
