@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt
 import torch
 from fastprogress.fastprogress import format_time
 
+from .checkpoint import save_checkpoint
 from .learner import CancelFitException, Callback, hypers_of
 from .progress import aligned_row, master_bar, progress_bar
 from .schedule import Schedule, sched_exp
@@ -283,15 +284,15 @@ class ProgressCallback(Callback):
 
 
 class Checkpoint(Callback):
-    """Save the Learner (`learn.save(path)`, atomically) after every epoch, or only after the last one: a run that
+    """Save the Learner (as `learn.save(path)`, atomically) after every epoch, or only after the last one: a run that
     stops (Ctrl-C, a crash) resumes from its last finished epoch with `learn.load(path)` and
-    `learn.fit(n_epoch, start_epoch=learn.epochs_done)`."""
+    `learn.fit(n_epoch, start_epoch=learn.epochs_done)`. `meta` is kept with it (`checkpoint_meta`)."""
 
     order = 50  # after the callbacks that finish an epoch: statistics, the epoch count
 
-    def __init__(self, path: str | os.PathLike, every_epoch: bool = True):
-        self.path, self.every_epoch = Path(path), every_epoch
+    def __init__(self, path: str | os.PathLike, every_epoch: bool = True, meta: dict | None = None):
+        self.path, self.every_epoch, self.meta = Path(path), every_epoch, meta
 
     def after_epoch(self):
         if self.every_epoch or self.epoch == self.n_epoch - 1:
-            self.learn.save(self.path)
+            save_checkpoint(self.learn, self.path, self.meta)

@@ -2,7 +2,7 @@
 
 A checkpoint holds all a run needs to go on as if it had never stopped: the weights (BatchNorm's running
 statistics included), the optimizer's per-parameter state (momentum, Adam's averages, step counts) and
-hyper-parameters, how many epochs of how many are done, and the state of every random generator that decides the
+hyper-parameters and which optimizer it is (the steppers' names, or the torch class), how many epochs of how many are done, and the state of every random generator that decides the
 next batches (torch's, Python's and NumPy's, the training DataLoader's shuffling, each training transform's own).
 The schedules need nothing more: they are functions of `pct_train`, which a resumed fit starts where it stopped.
 
@@ -27,16 +27,18 @@ import torch
 from torch import nn
 
 from .data.cache import open_temp_file
+from .errors import TeachkitError
+from .optim import stepper_name
 from .utils import listify
 
-__all__ = ["FORMAT", "CheckpointError", "plain_model", "save_checkpoint", "load_checkpoint", "check_state_fits",
-           "data_rngs", "rng_states", "set_rng_states"]
+__all__ = ["FORMAT", "CheckpointError", "plain_model", "optimizer_kind", "save_checkpoint", "load_checkpoint",
+           "checkpoint_meta", "check_state_fits", "data_rngs", "rng_states", "set_rng_states"]
 
 FORMAT = "teachkit-checkpoint-1"
 """Written into every checkpoint, so a file of another kind is refused by name."""
 
 
-class CheckpointError(ValueError):
+class CheckpointError(TeachkitError, ValueError):
     """A checkpoint that can't be read, or does not fit the Learner it is loaded into."""
 
 
@@ -49,14 +51,24 @@ def plain_model(model: nn.Module) -> nn.Module:
     return plain_model(compiled) if isinstance(compiled, nn.Module) else model
 
 
+def optimizer_kind(opt: Any) -> str:
+    """What makes `opt` the optimizer it is: its steppers' names (a teachkit Optimizer), or its class (torch's).
+
+    Adam and LAMB keep state of the same names, so the state alone can't tell them apart; this can."""
+    steppers = getattr(opt, "steppers", None)
+    return ", ".join(map(stepper_name, steppers)) if steppers is not None else type(opt).__qualname__
+
+
 # ------------------------------------------------------------------ writing
 
-def save_checkpoint(learn: Any, path: str | os.PathLike) -> Path:
-    """Write `learn`'s model, optimizer, epoch count and random states to `path` (temporary file, then replace)."""
+def save_checkpoint(learn: Any, path: str | os.PathLike, meta: dict | None = None) -> Path:
+    """Write `learn`'s model, optimizer, epoch count and random states to `path` (temporary file, then replace);
+    `meta` (plain numbers, strings, lists and dicts) is kept alongside for `checkpoint_meta`: the CLI keeps its flags."""
     path = Path(path)
     state = {"format": FORMAT, "model": plain_model(learn.model).state_dict(), "opt": learn.opt.state_dict(),
-             "epochs_done": learn.epochs_done, "n_epoch": getattr(learn, "n_epoch", 0),
-             "rng": rng_states(data_rngs(learn.dls.train_dl))}
+             "opt_kind": optimizer_kind(learn.opt), "epochs_done": learn.epochs_done,
+             "n_epoch": getattr(learn, "n_epoch", 0), "rng": rng_states(data_rngs(learn.dls.train_dl)),
+             "meta": meta or {}}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp, f = open_temp_file(path, ".tmp")  # the cache's temporary files: the umask's permissions, not mkstemp's 0600
     try:
@@ -79,6 +91,7 @@ def load_checkpoint(learn: Any, path: str | os.PathLike) -> None:
     model = plain_model(learn.model)
     check_state_fits(model.state_dict(), state["model"], f"{path} does not fit this model")
     check_state_fits(learn.opt.state_dict(), state["opt"], f"{path} does not fit this optimizer", shapes=False)
+    check_same_optimizer(state, learn.opt, path)
     rngs = data_rngs(learn.dls.train_dl)
     if len(rngs) != len(state["rng"]["data"]):
         raise CheckpointError(f"{path} saved {len(state['rng']['data'])} random generators of the training data "
@@ -92,6 +105,21 @@ def load_checkpoint(learn: Any, path: str | os.PathLike) -> None:
     model.load_state_dict(state["model"])
     set_rng_states(rngs, state["rng"])
     learn.epochs_done, learn.n_epoch = state["epochs_done"], state["n_epoch"]
+
+
+def check_same_optimizer(state: dict, opt: Any, path: str | os.PathLike) -> None:
+    """A CheckpointError when the checkpoint was saved by another kind of optimizer than `opt` (files written before
+    teachkit recorded the kind are not checked)."""
+    saved, now = state.get("opt_kind"), optimizer_kind(opt)
+    if saved is not None and saved != now:
+        raise CheckpointError(f"{path} was saved by another optimizer: saved [{saved}], now [{now}]. Build the "
+                              "Learner with the optimizer the run was saved with (the same opt_func; from the CLI, the "
+                              "same --opt), then load.")
+
+
+def checkpoint_meta(path: str | os.PathLike) -> dict:
+    """The `meta` that `save_checkpoint` kept with the run at `path` (empty when none was given)."""
+    return read_checkpoint(path).get("meta", {})
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict:

@@ -32,6 +32,7 @@ from torch.utils.data.distributed import DistributedSampler
 
 from .callbacks import AvgStats, AvgStatsCallback
 from .data.databunch import DataBunch, vocab_of
+from .errors import TeachkitError
 from .learner import Callback
 from .utils import default_device
 
@@ -205,7 +206,7 @@ def distributed_dls(dls: DataBunch, seed: int = 0) -> DataBunch:
 
 # ------------------------------------------------------------------------------------------ the same data
 
-class DataMismatchError(ValueError):
+class DataMismatchError(TeachkitError, ValueError):
     """The ranks hold different data: their batches would not line up, and DDP would hang or fail mid-epoch."""
 
 

@@ -10,10 +10,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from .errors import TeachkitError
+
 __all__ = ["DivergenceError", "check_class_outputs", "divergence_message"]
 
 
-class DivergenceError(FloatingPointError):
+class DivergenceError(TeachkitError, FloatingPointError):
     """Training diverged: a loss became NaN or infinite (`DivergenceCheck` says at which batch, and the lr)."""
 
 

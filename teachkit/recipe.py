@@ -15,15 +15,15 @@ from torch import nn
 
 from .callbacks import (AvgStatsCallback, BatchTransformXCallback, Checkpoint, DeviceCallback, ParamScheduler,
                         ProgressCallback, Recorder, TablePrinter, Throughput, accuracy)
-from .checkpoint import CheckpointError
+from .checkpoint import CheckpointError, checkpoint_meta
 from .choices import OPT_LRS, SCHEDS
 from .data import norm_imagenette
 from .data.databunch import DataBunch, close_workers
-from .data.datasets import CorruptArchiveError, DownloadError, smoke_mode
+from .data.datasets import smoke_mode
 from .distributed import (DistributedCallback, distributed_dls, gather_metrics, init_on_main, is_main, local_device,
                           main_process_first, process_group, world_size)
 from .init import lsuv_init
-from .guards import DivergenceError
+from .errors import TeachkitError
 from .learner import Callback, Learner
 from .data.lookalike import is_synthetic
 from .mixup import MixUp
@@ -37,7 +37,7 @@ from .utils import default_device, set_seed
 from .xresnet import xresnet18, xresnet34, xresnet50
 
 __all__ = ["OPT_CHOICES", "NFS", "ARCHS", "SCHEDS", "lesson_cnn", "make_model", "schedulers", "build_learner",
-           "resume_epoch", "run_training", "run_from_flags"]
+           "run_flags", "check_resume_flags", "resume_epoch", "run_training", "run_from_flags"]
 
 OPT_CHOICES: dict[str, tuple[Callable, float]] = {
     "sgd": (sgd_opt, OPT_LRS["sgd"]), "momentum": (sgd_mom_opt, OPT_LRS["momentum"]), "adam": (adam_opt, OPT_LRS["adam"]),
@@ -121,6 +121,26 @@ def speed_callbacks(device: torch.device, channels_last: bool, compile_model: bo
     return cbs + ([Compile(device)] if compile_model else [])
 
 
+def run_flags(data: str, size: int, bs: int, opt: str, lr: float | None, wd: float, augment: bool,
+              mixed_precision: bool, seed: int, arch: str, sched: str, mixup: float, label_smoothing: float) -> dict:
+    """The flags that decide what a run computes, kept in its checkpoints: a resume with others would not be the same
+    run (`lr` resolved to the optimizer's default). Speed flags (workers, channels-last, compile, GPU decoding) may
+    change; LSUV doesn't matter (the weights come from the checkpoint); `--epochs` is checked by `resume_epoch`."""
+    return dict(data=data, size=size, bs=bs, opt=opt, lr=OPT_LRS.get(opt) if lr is None else lr, wd=wd,
+                augment=augment, mixed_precision=mixed_precision, seed=seed, arch=arch, sched=sched, mixup=mixup,
+                label_smoothing=label_smoothing)
+
+
+def check_resume_flags(path: str | os.PathLike, flags: dict) -> None:
+    """A CheckpointError naming each flag that differs from the run that saved `path` (saved vs now), before
+    anything is built: the saved optimizer's hypers (wd) would silently win, and other data, schedules or seeds
+    would make another run."""
+    saved = checkpoint_meta(path).get("flags", {})
+    if differ := [f"{k} (saved {saved[k]!r}, now {v!r})" for k, v in flags.items() if k in saved and saved[k] != v]:
+        raise CheckpointError(f"{path} was saved by a run with other flags: {', '.join(differ)}. Resume with the "
+                              "flags of the run that saved it, or start a new run without --resume.")
+
+
 def resume_epoch(learn: Learner, path: str | os.PathLike, epochs: int) -> int:
     """Load the checkpoint at `path` into `learn` and return the epoch to go on from; a CheckpointError when that
     run had another number of epochs (its schedules would change) or has none left."""
@@ -151,6 +171,9 @@ def run_training(data: str = "imagenette-160", size: int = 128, epochs: int = 5,
         size, epochs, bs = min(size, SMOKE["size"]), min(epochs, SMOKE["epochs"]), min(bs, SMOKE["bs"])
         workers = 0 if workers is None else workers  # starting worker processes costs more than loading 800 tiny files
         say(f"TEACHKIT_SMOKE=1: a small generated set, {size}px, {epochs} epoch(s), batch size {bs}.")
+    flags = run_flags(data, size, bs, opt, lr, wd, augment, mixed_precision, seed, arch, sched, mixup, label_smoothing)
+    if resume:
+        check_resume_flags(resume, flags)
     set_seed(seed)
     with main_process_first():  # one process per machine downloads or generates the data
         path = get_data(data)
@@ -165,7 +188,7 @@ def run_training(data: str = "imagenette-160", size: int = 128, epochs: int = 5,
         f"{len(dls.train_ds)} train / {len(dls.valid_ds)} valid images, {dls.c_out} classes.")
     learn = build_learner(dls, opt, lr, wd, lsuv and not resume, mixed_precision, progress, device, channels_last,
                           compile_model, arch=arch, sched=sched, mixup=mixup, label_smoothing=label_smoothing,
-                          cbs=[Checkpoint(save)] if save and is_main() else [])
+                          cbs=[Checkpoint(save, meta={"flags": flags})] if save and is_main() else [])
     start = resume_epoch(learn, resume, epochs) if resume else 0
     if start:
         say(f"Resuming {resume}: epochs 0-{start - 1} of {epochs} are done, training epoch {start} on.")
@@ -181,14 +204,15 @@ def run_training(data: str = "imagenette-160", size: int = 128, epochs: int = 5,
 
 def run_from_flags(flags: dict[str, Any], progress: bool = True) -> dict[str, Any]:
     """What `python -m teachkit.train` does with its parsed flags: train (in torchrun's process group when
-    launched by it), print the final metrics, return them. A failed download, a diverged run or a checkpoint that
-    doesn't fit ends the program with its message (exit status 1), not a traceback."""
+    launched by it), print the final metrics, return them. teachkit's own errors (`TeachkitError`: a failed download,
+    a diverged run, a checkpoint that doesn't fit, ...) end the program with their message (exit status 1), not a
+    traceback."""
     if smoke_mode():
         torch.set_num_threads(1)  # tiny tensors gain nothing from more threads, and CI machines are shared
     with process_group():  # under torchrun: join the other processes, and always leave the group
         try:
             res = run_training(**flags, progress=progress)
-        except (DownloadError, CorruptArchiveError, DivergenceError, CheckpointError) as e:
+        except TeachkitError as e:
             sys.exit(f"error: {e}")
         ranks = gather_metrics({k: res[k] for k in ("valid_loss", "valid_accuracy", "train_loss")})
         if not is_main():

@@ -1,6 +1,7 @@
 """Learner.save / Learner.load and the Checkpoint callback: a run stopped after k epochs and resumed ends where an
 uninterrupted one does; a checkpoint that doesn't fit is refused by name; a failed save leaves the old file."""
 import os
+from functools import partial
 
 import pytest
 import torch
@@ -8,9 +9,9 @@ from torch import nn
 
 import teachkit.checkpoint as checkpoint_module
 from teachkit.callbacks import Checkpoint, ParamScheduler
-from teachkit.checkpoint import CheckpointError, plain_model
+from teachkit.checkpoint import CheckpointError, checkpoint_meta, plain_model
 from teachkit.learner import Callback, Learner
-from teachkit.optim import adam_opt
+from teachkit.optim import adam_opt, lamb_opt
 from teachkit.schedule import momentum_cycle, one_cycle
 from teachkit.toy import toy_databunch
 
@@ -114,6 +115,35 @@ def test_a_checkpoint_for_another_optimizer_is_refused(tmp_path):
     other = one_cycle_learner(opt_func=torch.optim.SGD)
     with pytest.raises(CheckpointError, match="does not fit this optimizer: missing from the checkpoint: param_groups"):
         other.load(path)
+
+
+def test_a_checkpoint_of_adam_is_refused_by_lamb_whose_state_has_the_same_names(tmp_path):
+    learn = one_cycle_learner()
+    learn.fit(1)
+    path = learn.save(tmp_path / "adam.pt")
+    other = one_cycle_learner(seed=1, opt_func=lamb_opt)
+    other.create_opt()
+    before = state(other)
+    with pytest.raises(CheckpointError, match=r"saved by another optimizer: saved \[weight_decay, "
+                                              r"average_grad\(dampening=True\), average_sqr_grad, step_stat, "
+                                              r"adam_step\], now \[average_grad\(dampening=True\), average_sqr_grad, "
+                                              r"step_stat, lamb_step\]\. Build the Learner with the optimizer"):
+        other.load(path)
+    assert all(torch.equal(v, state(other)[k]) for k, v in before.items()) and other.opt.state == {}
+
+
+def test_the_list_path_of_the_same_optimizer_loads_it(tmp_path):
+    learn = one_cycle_learner()
+    learn.fit(1)
+    other = one_cycle_learner(opt_func=partial(adam_opt, foreach=True)).load(learn.save(tmp_path / "adam.pt"))
+    assert other.epochs_done == 1 and len(other.opt.state) == len(learn.opt.state)
+
+
+def test_the_checkpoint_callback_keeps_its_meta(tmp_path):
+    learn = one_cycle_learner()
+    learn.fit(1, cbs=Checkpoint(tmp_path / "run.pt", meta={"flags": {"opt": "adam", "wd": 0.01}}))
+    assert checkpoint_meta(tmp_path / "run.pt") == {"flags": {"opt": "adam", "wd": 0.01}}
+    assert checkpoint_meta(learn.save(tmp_path / "plain.pt")) == {}
 
 
 def test_a_file_that_is_no_teachkit_checkpoint_is_refused(tmp_path):

@@ -155,6 +155,24 @@ def test_11_describes_the_leaderboard_entry_as_its_row_and_notebook_say():
     assert "XResNet with Mish, Ranger" not in readme and '"mini net"' in readme and "87.43" in readme
 
 
+def cli_help(capsys) -> str:
+    from teachkit.train import parse_args
+
+    with pytest.raises(SystemExit):
+        parse_args(["--help"])
+    return capsys.readouterr().out
+
+
+def test_the_readme_and_the_cli_help_say_what_the_85_77_entry_was(capsys):
+    """The same facts as lesson 11 (the module docstring): a "mini net", until March 2021; 87.43 % since."""
+    for where, text in [("README.md", (LESSONS.parent / "README.md").read_text()), ("--help", cli_help(capsys))]:
+        text = " ".join(text.split())
+        at = text.index("85.77")
+        assert '"mini net"' in text[at:at + 300] and "2021" in text[at:at + 300] and "87.43" in text, where
+        for wrong in ["XResNet50 with Mish", "an XResNet with the recipe", "leaderboard for 128 px and 5 epochs is"]:
+            assert wrong not in text, (where, wrong)
+
+
 @pytest.mark.parametrize("name, facts", [
     ("07a_lsuv", ["the Kaiming gain", "a=0.1", "a=leak"]),
     ("09_optimizers", ["`zero_grad`", "`None`", "when the weights decay", "[adam_step, weight_decay]"]),

@@ -123,11 +123,15 @@ def test_smoke_run_with_the_capstone_flags(smoke, capsys):
     assert "Final: valid accuracy" in out
 
 
-def test_a_refused_flag_never_imports_torch():
+@pytest.mark.parametrize("flag, message", [
+    (["--bs", "-1"], "argument --bs: must be a whole number >= 2, got '-1'"),
+    (["--save", "."], "argument --save: '.' is a folder: name the checkpoint file in it"),
+])
+def test_a_refused_flag_never_imports_torch(flag, message):
     """Flags are checked before torch is imported (seconds): `-X importtime` lists every module imported."""
-    res = subprocess.run([sys.executable, "-X", "importtime", "-m", "teachkit.train", "--bs", "-1"],
+    res = subprocess.run([sys.executable, "-X", "importtime", "-m", "teachkit.train", *flag],
                          capture_output=True, text=True)
-    assert res.returncode == 2 and "argument --bs: must be a whole number >= 2, got '-1'" in res.stderr
+    assert res.returncode == 2 and message in res.stderr
     imported = [line.rsplit("|", 1)[-1].strip() for line in res.stderr.splitlines() if line.startswith("import time:")]
     assert "teachkit.choices" in imported and "argparse" in imported  # the parser was built
     assert [m for m in imported if m == "torch" or m.startswith("torch.")] == []
@@ -149,10 +153,63 @@ def test_a_diverged_run_exits_with_its_message(smoke):
     assert "learning rate" in str(e.value.code)  # sys.exit(text): printed to stderr, exit status 1
 
 
-def test_resume_needs_an_existing_checkpoint(tmp_path, capsys):
-    with pytest.raises(SystemExit):
-        parse_args(["--resume", str(tmp_path / "none.pt")])
-    assert "no checkpoint file" in capsys.readouterr().err
+@pytest.mark.parametrize("name", ["none.pt", "."])
+def test_resume_needs_an_existing_checkpoint_file(tmp_path, capsys, name):
+    with pytest.raises(SystemExit) as e:
+        parse_args(["--resume", str(tmp_path / name)])
+    assert e.value.code == 2 and "argument --resume: no checkpoint file" in capsys.readouterr().err
+
+
+def test_save_refuses_a_folder_or_a_path_below_a_file_when_parsing(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        parse_args(["--save", str(tmp_path)])
+    assert e.value.code == 2 and f"argument --save: '{tmp_path}' is a folder" in capsys.readouterr().err
+    (tmp_path / "file").write_text("")
+    with pytest.raises(SystemExit) as e:
+        parse_args(["--save", str(tmp_path / "file" / "run.pt")])
+    assert e.value.code == 2 and f"'{tmp_path / 'file'}' is not a folder this user may write" in capsys.readouterr().err
+    assert parse_args(["--save", str(tmp_path / "new" / "run.pt")]).save == str(tmp_path / "new" / "run.pt")
+
+
+def test_resume_refuses_flags_that_differ_from_the_saved_run_and_allows_speed_flags(smoke):
+    path = str(smoke / "adam.pt")
+    main(["--epochs", "1", "--opt", "adam", "--save", path])
+    with pytest.raises(SystemExit) as e:
+        main(["--epochs", "1", "--opt", "lamb", "--lr", "3e-3", "--wd", "0.1", "--resume", path])
+    assert str(e.value.code) == (f"error: {path} was saved by a run with other flags: opt (saved 'adam', now 'lamb'), "
+                                 "wd (saved 0.01, now 0.1). Resume with the flags of the run that saved it, or start "
+                                 "a new run without --resume.")
+    with pytest.raises(SystemExit, match="nothing is left to resume"):  # past the flags: only speed flags differ
+        main(["--epochs", "1", "--opt", "adam", "--workers", "0", "--channels-last", "--resume", path])
+
+
+def test_teachkits_own_errors_end_the_cli_with_their_message(smoke, monkeypatch):
+    import teachkit.recipe as recipe
+    from teachkit.data.cache import CacheWriteError
+
+    def full_disk(name):
+        raise CacheWriteError(28, f"the dataset cache {smoke} is full: free some space or set TEACHKIT_DATA")
+
+    monkeypatch.setattr(recipe, "get_data", full_disk)
+    with pytest.raises(SystemExit) as e:
+        main(["--epochs", "1"])
+    assert str(e.value.code) == f"error: [Errno 28] the dataset cache {smoke} is full: free some space or set TEACHKIT_DATA"
+
+
+@pytest.mark.parametrize("module, name, usual", [
+    ("teachkit.checkpoint", "CheckpointError", ValueError), ("teachkit.guards", "DivergenceError", FloatingPointError),
+    ("teachkit.data.datasets", "DownloadError", ConnectionError),
+    ("teachkit.data.datasets", "CorruptArchiveError", ValueError), ("teachkit.data.cache", "CacheWriteError", OSError),
+    ("teachkit.distributed", "DataMismatchError", ValueError),
+])
+def test_each_user_facing_error_is_a_teachkit_error(module, name, usual):
+    """The CLI prints what it catches as TeachkitError; each error keeps its usual base for code that catches that."""
+    import importlib
+
+    from teachkit.errors import TeachkitError
+
+    error = getattr(importlib.import_module(module), name)
+    assert issubclass(error, TeachkitError) and issubclass(error, usual)
 
 
 class CtrlCInEpoch1:

@@ -14,12 +14,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
+from ..errors import TeachkitError
+
 __all__ = ["CacheWriteError", "temp_name", "make_temp_dir", "open_temp_file", "write_error", "writing"]
 
 _DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EFBIG}
 
 
-class CacheWriteError(OSError):
+class CacheWriteError(TeachkitError, OSError):
     """The cache could not be written (disk full, read-only, no permission); the message says where and what to do."""
 
 

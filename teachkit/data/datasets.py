@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from .cache import CacheWriteError, make_temp_dir, open_temp_file, write_error, writing
+from ..errors import TeachkitError
 from ..progress import progress_bar
 
 __all__ = ["URLs", "IMAGENETTE_CLASSES", "DownloadError", "CorruptArchiveError", "CacheWriteError", "smoke_mode",
@@ -54,11 +55,11 @@ IMAGENETTE_CLASSES: dict[str, str] = {
 """Imagenette's WordNet ids (its folder names, in sorted order) and what they are."""
 
 
-class DownloadError(ConnectionError):
+class DownloadError(TeachkitError, ConnectionError):
     """A dataset could not be downloaded; the message says where to put the file by hand."""
 
 
-class CorruptArchiveError(ValueError):
+class CorruptArchiveError(TeachkitError, ValueError):
     """An archive could not be extracted (damaged or not an archive); it has been deleted."""
 
 
