@@ -200,7 +200,7 @@ def test_teachkits_own_errors_end_the_cli_with_their_message(smoke, monkeypatch)
     ("teachkit.checkpoint", "CheckpointError", ValueError), ("teachkit.guards", "DivergenceError", FloatingPointError),
     ("teachkit.data.datasets", "DownloadError", ConnectionError),
     ("teachkit.data.datasets", "CorruptArchiveError", ValueError), ("teachkit.data.cache", "CacheWriteError", OSError),
-    ("teachkit.distributed", "DataMismatchError", ValueError),
+    ("teachkit.distributed", "DataMismatchError", ValueError), ("teachkit.data.files", "ImageLoadError", OSError),
 ])
 def test_each_user_facing_error_is_a_teachkit_error(module, name, usual):
     """The CLI prints what it catches as TeachkitError; each error keeps its usual base for code that catches that."""

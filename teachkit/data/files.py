@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..errors import TeachkitError
 from ..utils import listify
 
 __all__ = ["image_extensions", "normalize_extensions", "get_files", "linked_folders", "to_8bit", "ImageLoadError",
@@ -111,7 +112,7 @@ def to_8bit(im: Image.Image) -> Image.Image:
     return Image.fromarray((np.asarray(im).clip(0, 65535) >> 8).astype(np.uint8))
 
 
-class ImageLoadError(OSError):
+class ImageLoadError(TeachkitError, OSError):
     """An image file could not be opened or decoded; the message names the file."""
 
 
