@@ -81,9 +81,12 @@ class Callback:
         return getattr(self.learn, k)
 
     def method(self, event: str) -> Callable[[], Any] | None:
-        """This callback's method for `event` (or its course-v3 `begin_*` name), or None if it has none."""
-        name = event if hasattr(type(self), event) else event.replace("before_", "begin_")
-        return getattr(self, name) if callable(getattr(type(self), name, None)) else None
+        """This callback's handler for `event` (or its course-v3 `begin_*` name), or None if it has none: a method of
+        its class, or a function set on the callback itself (`cb.after_batch = fn`), which wins, as attributes do.
+        A Learner reads handlers when it builds its dispatch table: when callbacks change, and as every fit starts."""
+        own, cls = vars(self), type(self)
+        name = event if event in own or hasattr(cls, event) else event.replace("before_", "begin_")
+        return getattr(self, name) if callable(own.get(name, getattr(cls, name, None))) else None
 
     def __call__(self, event: str) -> Any:
         f = self.method(event)

@@ -97,6 +97,22 @@ def test_legacy_begin_names_still_run():
     assert seen[0] == "fit" and seen.count("batch") == len(learn.dls.train_dl) + len(learn.dls.valid_dl)
 
 
+def test_a_handler_set_on_the_callback_itself_runs_and_wins_over_its_class():
+    seen = []
+    plain, legacy, rec = Callback(), Callback(), Recorder()
+    plain.after_batch = lambda: seen.append("batch")  # before the Learner has it
+    legacy.begin_fit = lambda: seen.append("begin_fit")
+    learn = make_learner([plain, legacy, rec])
+    rec.after_batch = lambda: seen.append("rec")  # after: read when fit starts
+    learn.fit(1)
+    n_batches = len(learn.dls.train_dl) + len(learn.dls.valid_dl)
+    assert seen.count("batch") == seen.count("rec") == n_batches and seen.count("begin_fit") == 1
+    assert rec.losses == []  # the instance's after_batch replaced Recorder.after_batch
+    rec.after_batch = None  # and None switches a handler off
+    learn.fit(1)
+    assert seen.count("rec") == n_batches and rec.losses == []
+
+
 class StopAt(Callback):
     """Raise `exc` at `event` once `n_iter` reaches `at` (training batches only)."""
 
