@@ -113,6 +113,26 @@ def test_a_handler_set_on_the_callback_itself_runs_and_wins_over_its_class():
     assert seen.count("rec") == n_batches and rec.losses == []
 
 
+def test_a_callback_reads_the_learners_state_unless_it_has_its_own():
+    class Look(Callback):
+        def __init__(self):
+            self.seen = []
+
+        def after_loss(self):
+            self.seen.append((self.loss is self.learn.loss, self.in_train, self.epoch, self.n_iter, self.lr))
+
+    look = Look()
+    learn = make_learner([look])
+    learn.fit(1)
+    n_train = len(learn.dls.train_dl)
+    assert all(same and lr == 0.05 and epoch == 0 for same, _, epoch, _, lr in look.seen)  # lr: through __getattr__
+    assert [t for _, t, _, _, _ in look.seen] == [True] * n_train + [False] * len(learn.dls.valid_dl)
+    look.loss, look.epoch = "its own", 7  # a callback's own attributes win, as before
+    assert (look.loss, look.epoch) == ("its own", 7) and isinstance(learn.loss, torch.Tensor) and learn.epoch == 0
+    with pytest.raises(AttributeError):
+        Look().model  # no Learner yet: an AttributeError, as for any missing attribute
+
+
 class StopAt(Callback):
     """Raise `exc` at `event` once `n_iter` reaches `at` (training batches only)."""
 
