@@ -194,7 +194,7 @@ def adam_step(p: Tensor, lr: float, mom: float, sqr_mom: float, step: int, grad_
 
 def trust_ratio(r1: Tensor, r2: Tensor, max_ratio: float = 10.0) -> Tensor:
     """r1 / r2 clamped at `max_ratio`; 1 when either norm is 0, so a zero-initialised bias still moves."""
-    return torch.where((r1 > 0) & (r2 > 0), r1 / r2, torch.ones_like(r1)).clamp(max=max_ratio)
+    return torch.where((r1 > 0) & (r2 > 0), r1 / r2, 1.0).clamp(max=max_ratio)
 
 
 @with_defaults(eps=1e-6, wd=0.0)
