@@ -17,6 +17,7 @@ from teachkit.data import files as tk_files
 from teachkit.data.databunch import DataBunch, databunchify
 from teachkit.show import show_batch
 from teachkit.data import IMAGENETTE_CLASSES
+from teachkit.data.imagenette import imagenette_labelled
 from teachkit.data import ImageLoadError, get_files, image_extensions, open_image
 from teachkit.data import make_imagenette_like
 from teachkit.transforms import ResizeFixed, make_rgb, to_byte_tensor, to_float_tensor
@@ -388,6 +389,8 @@ def test_linked_split_folders_are_named_and_followed_when_asked(tmp_path):
     files = get_files(ds, ".jpg", recurse=True, followlinks=True)  # each real folder once: the loop ends
     assert [f.relative_to(ds).as_posix() for f in files] == ["train/tench/a.jpg", "train/tench/b.jpg", "val/tench/c.jpg"]
     assert len(ImageList.from_files(ds, followlinks=True)) == 3
+    ll = imagenette_labelled(ds, [], [])  # the lessons' and the CLI's data block follows them
+    assert (len(ll.train), len(ll.valid)) == (2, 1)
 
 
 def test_16_bit_images_are_scaled_not_clipped(tmp_path):

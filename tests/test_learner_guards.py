@@ -3,6 +3,8 @@ every fit starts at `learn.lr` whatever a schedule or the LR finder left behind.
 import gc
 import math
 import multiprocessing as mp
+import weakref
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -107,6 +109,17 @@ def test_a_dropped_learner_stops_the_workers_a_peek_started():
     gc.collect()
     assert valid_dl._iterator is None and not any(w.is_alive() for w in workers)
     assert len(next(iter(valid_dl))[0]) == 64  # the loader still works: new workers
+
+
+def test_a_databunch_in_a_reference_cycle_is_still_freed():
+    """The finalizer that stops the workers holds the loaders, not the DataBunch's attributes: a cycle through
+    them (a DataBunch that a Learner, a note or a callback points back to) must not keep it alive for good."""
+    dls = worker_dls()
+    dls.note = SimpleNamespace(dls=dls)
+    freed = weakref.ref(dls)
+    del dls
+    gc.collect()
+    assert freed() is None
 
 
 def test_a_batch_taken_outside_fit_leaves_no_worker_behind():

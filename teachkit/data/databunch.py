@@ -32,14 +32,15 @@ class DataBunch:
 
     `close()` (or `with DataBunch(...) as data:`) stops the worker processes its DataLoaders keep between epochs;
     `Learner.fit` does it when it ends, and the next pass over the data starts new ones. A DataBunch that is
-    dropped stops them too, before the garbage collector takes its loaders apart (see `close_workers`).
+    dropped stops them too, before the garbage collector takes its loaders apart (see `close_workers`), even
+    for a loader still held elsewhere: keep the DataBunch while you iterate over one of its loaders.
     """
 
     def __init__(self, train_dl: DataLoader, valid_dl: DataLoader, c_in: int | None = None, c_out: int | None = None):
         self.train_dl, self.valid_dl, self.c_in, self.c_out = train_dl, valid_dl, c_in, c_out
-        # The finalizer holds the attribute dict, not `self`: it sees loaders assigned later, and keeps them
-        # (with their queues) out of the garbage, so they can shut down cleanly when `self` goes.
-        weakref.finalize(self, _close_loaders_in, vars(self)).atexit = False
+        # The finalizer holds the loaders, not `self`: it keeps them (with their queues) out of the garbage, so
+        # their workers can shut down cleanly when `self` goes, even in a reference cycle.
+        weakref.finalize(self, close_workers, [train_dl, valid_dl]).atexit = False
 
     @property
     def train_ds(self) -> Any:
@@ -51,7 +52,7 @@ class DataBunch:
 
     def close(self) -> None:
         """Stop the DataLoader worker processes now (see `close_workers`)."""
-        _close_loaders_in(vars(self))
+        close_workers([self.train_dl, self.valid_dl])
 
     def __enter__(self) -> DataBunch:
         return self
@@ -62,11 +63,6 @@ class DataBunch:
     def __repr__(self) -> str:
         return (f"DataBunch(train: {len(self.train_ds)} items, valid: {len(self.valid_ds)} items, "
                 f"c_in={self.c_in}, c_out={self.c_out})")
-
-
-def _close_loaders_in(attrs: dict) -> None:
-    """Stop the workers of the loaders in a DataBunch's attribute dict."""
-    close_workers([attrs.get("train_dl"), attrs.get("valid_dl")])
 
 
 def close_workers(loaders: Iterable[Any]) -> None:

@@ -120,8 +120,10 @@ def imagenette_dls(path: str | os.PathLike, size: int = 128, bs: int = 64, worke
 
 
 def imagenette_labelled(path: str | os.PathLike, train_tfms: list, valid_tfms: list) -> SplitData:
-    """Lesson 08's data block: the image files, split by their grandparent folder, labelled by their parent folder."""
-    il = ImageList.from_files(path, tfms=train_tfms)
+    """Lesson 08's data block: the image files, split by their grandparent folder, labelled by their parent folder.
+
+    Linked folders are followed (each real folder once): a dataset whose train/ and val/ live on another disk."""
+    il = ImageList.from_files(path, tfms=train_tfms, followlinks=True)
     sd = SplitData.split_by_func(il, partial(grandparent_splitter, valid_name=valid_folder_name(path)))
     ll = label_by_func(sd, parent_labeler, proc_y=CategoryProcessor())
     ll.valid.x.tfms = valid_tfms
