@@ -14,7 +14,6 @@ import matplotlib.pyplot as plt
 import torch
 from fastprogress.fastprogress import format_time
 
-from .checkpoint import save_checkpoint
 from .learner import CancelFitException, Callback, hypers_of
 from .progress import aligned_row, master_bar, progress_bar
 from .schedule import Schedule, sched_exp
@@ -295,4 +294,4 @@ class Checkpoint(Callback):
 
     def after_epoch(self):
         if self.every_epoch or self.epoch == self.n_epoch - 1:
-            save_checkpoint(self.learn, self.path, self.meta)
+            self.learn.save(self.path, self.meta)

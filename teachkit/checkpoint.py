@@ -1,10 +1,12 @@
 """Save a run and resume it: what `Learner.save(path)` writes and `Learner.load(path)` reads back.
 
 A checkpoint holds all a run needs to go on as if it had never stopped: the weights (BatchNorm's running
-statistics included), the optimizer's per-parameter state (momentum, Adam's averages, step counts) and
-hyper-parameters and which optimizer it is (the steppers' names, or the torch class), how many epochs of how many are done, and the state of every random generator that decides the
-next batches (torch's, Python's and NumPy's, the training DataLoader's shuffling, each training transform's own).
-The schedules need nothing more: they are functions of `pct_train`, which a resumed fit starts where it stopped.
+statistics included), the optimizer's per-parameter state (momentum, Adam's averages, step counts), its
+hyper-parameters and which optimizer it is (the steppers' names, or the torch class), how many epochs of how many
+are done, and the state of every random generator that decides the next batches (torch's, Python's and NumPy's,
+the training DataLoader's shuffling, each training transform's own). The schedules need nothing more: they are
+functions of `pct_train`, which a resumed fit starts where it stopped. `meta` keeps what else the caller wants
+beside it (the CLI: its flags, read back with `checkpoint_meta`).
 
     learn.fit(5, cbs=Checkpoint("run.pt"))     # Ctrl-C in epoch 3: run.pt holds epochs 0-2
     learn = make_learner().load("run.pt")      # the same model, optimizer and callbacks
@@ -90,8 +92,8 @@ def load_checkpoint(learn: Any, path: str | os.PathLike) -> None:
     state = read_checkpoint(path)
     model = plain_model(learn.model)
     check_state_fits(model.state_dict(), state["model"], f"{path} does not fit this model")
+    check_same_optimizer(state, learn.opt, path)  # before the state check: it names both optimizers
     check_state_fits(learn.opt.state_dict(), state["opt"], f"{path} does not fit this optimizer", shapes=False)
-    check_same_optimizer(state, learn.opt, path)
     rngs = data_rngs(learn.dls.train_dl)
     if len(rngs) != len(state["rng"]["data"]):
         raise CheckpointError(f"{path} saved {len(state['rng']['data'])} random generators of the training data "

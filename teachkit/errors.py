@@ -7,8 +7,17 @@ checkpoint that doesn't fit, a cache that can't be written, ranks holding differ
 """
 from __future__ import annotations
 
-__all__ = ["TeachkitError"]
+__all__ = ["TeachkitError", "user_message"]
 
 
 class TeachkitError(Exception):
     """An error whose message is meant for the user (what went wrong, what to do): the CLI prints it as it is."""
+
+
+def user_message(e: TeachkitError) -> str:
+    """The message to print: an error raised in a DataLoader worker comes back from torch with the worker's traceback
+    in front of it (`Caught ... in DataLoader worker process 0. Original Traceback ...`); keep only the message."""
+    text, name = str(e), f"{type(e).__module__}.{type(e).__qualname__}: "
+    if "\nOriginal Traceback" not in text or name not in text:
+        return text
+    return text[text.rindex(name) + len(name):].strip()

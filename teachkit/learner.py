@@ -185,8 +185,9 @@ def finite(loss: torch.Tensor) -> bool:
 
 
 def check_callback(cb: Callback) -> None:
-    """Refuse a callback with a method that looks like an event but isn't one (a typo never runs)."""
-    for attr in dir(type(cb)):
+    """Refuse a callback with a method, or a handler set on it, that looks like an event but isn't one (a typo never
+    runs)."""
+    for attr in sorted({*dir(type(cb)), *vars(cb)}):
         if attr.startswith(("before_", "after_", "begin_")) and attr not in EVENTS and attr not in LEGACY:
             close = difflib.get_close_matches(attr, EVENTS + tuple(LEGACY), n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
@@ -231,11 +232,13 @@ class Learner:
         self.add_cbs([TrainEvalCallback(), OutputSizeCheck(), DivergenceCheck()] + listify(cbs))
 
     def add_cbs(self, cbs: Iterable[Callback]) -> None:
-        """Attach callbacks and make each reachable by name, e.g. `learn.recorder`; all are checked first."""
+        """Attach callbacks and make each reachable by name, e.g. `learn.recorder`; all are checked first, the ones
+        attached before too (a handler may have been set on one since)."""
         cbs = listify(cbs)
         for cb in cbs:
             if not isinstance(cb, Callback):
                 raise ValueError(f"Callbacks must be Callback instances, got {cb!r}. Did you pass the class instead of calling it?")
+        for cb in [*self.cbs, *cbs]:
             check_callback(cb)
         for cb in cbs:
             cb.set_learner(self)
@@ -345,12 +348,12 @@ class Learner:
         for h, v in zip(groups, lrs):
             h["lr"] = v
 
-    def save(self, path: str | os.PathLike) -> Path:
+    def save(self, path: str | os.PathLike, meta: dict | None = None) -> Path:
         """Write the weights, the optimizer (state and hypers), the epoch count and the random states to `path`,
-        atomically (a half-written file never replaces a good one); `load` resumes from it."""
+        atomically (a half-written file never replaces a good one), with `meta` beside them; `load` resumes from it."""
         if self.opt is None:
             self.create_opt()
-        return save_checkpoint(self, path)
+        return save_checkpoint(self, path, meta)
 
     def load(self, path: str | os.PathLike) -> "Learner":
         """Restore what `save` wrote; a checkpoint that does not fit the model or the optimizer is a ValueError

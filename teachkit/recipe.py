@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -23,7 +24,7 @@ from .data.datasets import smoke_mode
 from .distributed import (DistributedCallback, distributed_dls, gather_metrics, init_on_main, is_main, local_device,
                           main_process_first, process_group, world_size)
 from .init import lsuv_init
-from .errors import TeachkitError
+from .errors import TeachkitError, user_message
 from .learner import Callback, Learner
 from .data.lookalike import is_synthetic
 from .mixup import MixUp
@@ -121,14 +122,15 @@ def speed_callbacks(device: torch.device, channels_last: bool, compile_model: bo
     return cbs + ([Compile(device)] if compile_model else [])
 
 
-def run_flags(data: str, size: int, bs: int, opt: str, lr: float | None, wd: float, augment: bool,
+def run_flags(data: str, size: int, epochs: int, bs: int, opt: str, lr: float, wd: float, augment: bool,
               mixed_precision: bool, seed: int, arch: str, sched: str, mixup: float, label_smoothing: float) -> dict:
     """The flags that decide what a run computes, kept in its checkpoints: a resume with others would not be the same
-    run (`lr` resolved to the optimizer's default). Speed flags (workers, channels-last, compile, GPU decoding) may
-    change; LSUV doesn't matter (the weights come from the checkpoint); `--epochs` is checked by `resume_epoch`."""
-    return dict(data=data, size=size, bs=bs, opt=opt, lr=OPT_LRS.get(opt) if lr is None else lr, wd=wd,
-                augment=augment, mixed_precision=mixed_precision, seed=seed, arch=arch, sched=sched, mixup=mixup,
-                label_smoothing=label_smoothing)
+    run (a folder is kept as its absolute path, so `~/imgs` and `/home/me/imgs` agree). Speed flags (workers,
+    channels-last, compile, GPU decoding) may change; LSUV doesn't matter (the weights come from the checkpoint)."""
+    folder = Path(data).expanduser()
+    return dict(data=str(folder.resolve()) if folder.is_dir() else data, size=size, epochs=epochs, bs=bs, opt=opt,
+                lr=lr, wd=wd, augment=augment, mixed_precision=mixed_precision, seed=seed, arch=arch, sched=sched,
+                mixup=mixup, label_smoothing=label_smoothing)
 
 
 def check_resume_flags(path: str | os.PathLike, flags: dict) -> None:
@@ -171,7 +173,9 @@ def run_training(data: str = "imagenette-160", size: int = 128, epochs: int = 5,
         size, epochs, bs = min(size, SMOKE["size"]), min(epochs, SMOKE["epochs"]), min(bs, SMOKE["bs"])
         workers = 0 if workers is None else workers  # starting worker processes costs more than loading 800 tiny files
         say(f"TEACHKIT_SMOKE=1: a small generated set, {size}px, {epochs} epoch(s), batch size {bs}.")
-    flags = run_flags(data, size, bs, opt, lr, wd, augment, mixed_precision, seed, arch, sched, mixup, label_smoothing)
+    lr = OPT_LRS.get(opt) if lr is None else lr  # an unknown opt is refused by build_learner
+    flags = run_flags(data, size, epochs, bs, opt, lr, wd, augment, mixed_precision, seed, arch, sched, mixup,
+                      label_smoothing)
     if resume:
         check_resume_flags(resume, flags)
     set_seed(seed)
@@ -213,7 +217,7 @@ def run_from_flags(flags: dict[str, Any], progress: bool = True) -> dict[str, An
         try:
             res = run_training(**flags, progress=progress)
         except TeachkitError as e:
-            sys.exit(f"error: {e}")
+            sys.exit(f"error: {user_message(e)}")
         ranks = gather_metrics({k: res[k] for k in ("valid_loss", "valid_accuracy", "train_loss")})
         if not is_main():
             return res

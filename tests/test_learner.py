@@ -217,6 +217,10 @@ def test_unknown_event_and_misspelt_callback_method_are_clear_errors():
 
     with pytest.raises(ValueError, match=r"Typo.after_epoc is not a Learner event.*'after_epoch'"):
         make_learner([Typo()])
+    learn = make_learner([Recorder()])
+    learn.recorder.after_bacth = lambda: None  # a handler set on the callback itself, after it was attached
+    with pytest.raises(ValueError, match=r"Recorder.after_bacth is not a Learner event.*'after_batch'"):
+        learn.fit(1)
 
 
 def test_callback_class_instead_of_instance_is_a_clear_error():

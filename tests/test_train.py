@@ -247,5 +247,28 @@ def test_save_then_resume_ends_with_the_weights_of_an_uninterrupted_run(smoke, m
         torch.testing.assert_close(resumed["model"][k], v, rtol=0, atol=1e-6, msg=k)
     with pytest.raises(SystemExit, match="nothing is left to resume"):
         main(flags + ["--resume", str(smoke / "run.pt")])
-    with pytest.raises(SystemExit, match="from a run of 2 epochs.*Pass --epochs 2"):
+    with pytest.raises(SystemExit, match=r"other flags: epochs \(saved 2, now 1\)"):  # before the data is built
         main(["--epochs", "1", "--opt", "adam", "--resume", str(smoke / "full.pt")])
+
+
+class Unreadable(torch.utils.data.Dataset):
+    """Every item is an image that can't be read."""
+
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, i):
+        from teachkit.data.files import ImageLoadError
+
+        raise ImageLoadError(f"Could not read image {i}.jpg: truncated. Delete or replace the file.")
+
+
+def test_an_error_from_a_dataloader_worker_prints_its_message_not_the_workers_traceback():
+    from teachkit.data.files import ImageLoadError
+    from teachkit.errors import user_message
+
+    with pytest.raises(ImageLoadError) as caught:
+        next(iter(torch.utils.data.DataLoader(Unreadable(), num_workers=1)))
+    assert "Original Traceback" in str(caught.value)  # torch puts the worker's traceback in the message
+    assert user_message(caught.value) == "Could not read image 0.jpg: truncated. Delete or replace the file."
+    assert user_message(ImageLoadError("plain")) == "plain"
