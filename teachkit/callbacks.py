@@ -149,6 +149,11 @@ class LRFinder(Callback):
     def __init__(self, max_iter: int = 100, min_lr: float = 1e-6, max_lr: float = 10.0):
         self.max_iter, self.min_lr, self.max_lr = max_iter, min_lr, max_lr
 
+    def set_learner(self, learn):
+        """Added for the search's fit: note how many epochs the Learner had trained, to give the counts back after."""
+        super().set_learner(learn)
+        self.counts = learn.epochs_done, getattr(learn, "n_epoch", 0)
+
     def before_fit(self):
         self.best_loss = math.inf
         self.saved = self.model, copy.deepcopy(self.model.state_dict()), copy.deepcopy(self.opt.state_dict())
@@ -167,14 +172,15 @@ class LRFinder(Callback):
         self.best_loss = min(self.best_loss, loss)
 
     def after_fit(self):
-        """However the search ended (done, Ctrl-C, an error): the weights (BatchNorm statistics too) and the
-        optimizer's state and hyper-parameters as before it."""
+        """However the search ended (done, Ctrl-C, an error): the weights (BatchNorm statistics too), the
+        optimizer's state and hyper-parameters, and the epoch counts (what `save` records) as before it."""
         saved = self.__dict__.pop("saved", None)
         if saved is None:  # fit failed before this callback's before_fit
             return
         model, weights, opt_state = saved
         model.load_state_dict(weights)
         self.opt.load_state_dict(opt_state)
+        self.learn.epochs_done, self.learn.n_epoch = self.counts
 
 
 class DeviceCallback(Callback):

@@ -247,6 +247,14 @@ def test_lr_finder_gives_back_the_weights_and_the_optimizer():
     assert first_lrs(learn) == [0.05]
 
 
+def test_lr_finder_gives_back_the_epoch_counts_a_checkpoint_records(tmp_path):
+    learn = blobs_learner(lr=0.05, opt_func=adam_opt)
+    learn.fit(2)
+    learn.fit(1, cbs=LRFinder(max_iter=8, min_lr=1e-3, max_lr=1e3))
+    assert (learn.epochs_done, learn.n_epoch) == (2, 2)  # not the search's (0, 1)
+    assert torch.load(learn.save(tmp_path / "run.pt"), weights_only=True)["epochs_done"] == 2
+
+
 def test_lr_finder_gives_them_back_after_ctrl_c_too():
     class CtrlC(Callback):
         order = 2
