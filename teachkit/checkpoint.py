@@ -120,14 +120,16 @@ def check_same_optimizer(state: dict, opt: Any, path: str | os.PathLike) -> None
 
 
 def checkpoint_meta(path: str | os.PathLike) -> dict:
-    """The `meta` that `save_checkpoint` kept with the run at `path` (empty when none was given)."""
-    return read_checkpoint(path).get("meta", {})
+    """The `meta` that `save_checkpoint` kept with the run at `path` (empty when none was given); the tensors are
+    mapped, not read, so a resume that looks at its flags first does not read the whole file twice."""
+    return read_checkpoint(path, mmap=True).get("meta", {})
 
 
-def read_checkpoint(path: str | os.PathLike) -> dict:
-    """The checkpoint's contents, on the CPU; a CheckpointError for a file that isn't a teachkit checkpoint."""
+def read_checkpoint(path: str | os.PathLike, mmap: bool = False) -> dict:
+    """The checkpoint's contents, on the CPU (`mmap`: tensors mapped from the file, read only when used); a
+    CheckpointError for a file that isn't a teachkit checkpoint."""
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except FileNotFoundError:
         raise
     except Exception as e:  # torch raises many kinds for a file that is not one of its own
