@@ -1,9 +1,10 @@
-"""LAMB's step works in place: one new full-size tensor per parameter, and the numbers of an in-place LAMB."""
+"""LAMB's step works in place (one new full-size tensor per parameter) and gives the numbers of in-place LAMBs."""
 import math
 
 import pytest
 import torch
 from test_optim import LambNet, assert_same_params, small_net, train
+from timm.optim import Lamb
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from teachkit.optim import adam_step, lamb_opt, lamb_step
@@ -49,6 +50,26 @@ def test_lamb_matches_an_in_place_lamb_after_100_steps(dtype, foreach):
     train(a, lamb_opt(a.param_groups(lr=1e-2, wd=0.05), lr=1e-2, mom=0.9, sqr_mom=0.99, eps=1e-6, foreach=foreach))
     train(b, InPlaceLamb(b.param_groups(lr=1e-2, wd=0.05), b1=0.9, b2=0.99, eps=1e-6))
     assert_same_params(a, b, atol=1e-13 if dtype == torch.float64 else 2e-5)  # weights up to ~25: rounding only
+
+
+def unclamped_lamb_net() -> LambNet:
+    """LambNet with weights of everyday size: every trust ratio stays under 10, where timm (no clamp) agrees."""
+    net = LambNet()
+    with torch.no_grad():
+        net.lin1.weight.div_(100)
+    return net
+
+
+@pytest.mark.parametrize("foreach", [False, True], ids=["readable", "foreach"])
+def test_lamb_matches_timms_lamb_after_100_steps(foreach):
+    """timm's Lamb, an in-place LAMB written apart from teachkit, set to its math: no gradient clipping, the ratio on
+    every tensor (also where wd is 0). Two groups, a zero bias (||w|| = 0) and an unused tensor (||s|| = 0)."""
+    a, b = unclamped_lamb_net(), unclamped_lamb_net()
+    train(a, lamb_opt(a.param_groups(lr=1e-2, wd=0.05), lr=1e-2, mom=0.9, sqr_mom=0.99, eps=1e-6, foreach=foreach))
+    timm_groups = [{"params": g["params"], "lr": g["lr"], "weight_decay": g["wd"]} for g in b.param_groups(1e-2, 0.05)]
+    train(b, Lamb(timm_groups, betas=(0.9, 0.99), eps=1e-6, max_grad_norm=None, always_adapt=True, foreach=foreach))
+    assert not torch.equal(a.lin1.weight, unclamped_lamb_net().lin1.weight)  # it trained
+    assert_same_params(a, b, atol=1e-12)  # float64: only rounding differs
 
 
 class NewFullSizeTensors(TorchDispatchMode):
