@@ -41,6 +41,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
+from torch.linalg import vector_norm
 
 from .hypers import Hypers, Params, checked_state, split_groups
 from ..utils import listify
@@ -208,8 +209,8 @@ def lamb_step(p: Tensor, lr: float, mom: float, sqr_mom: float, step: int, grad_
     update = sqr_avg.sqrt().add_(eps * debias2**0.5)  # the one new tensor; the lines below work in it
     torch.div(grad_avg, update, out=update)  # Adam's update / scale
     update.add_(p, alpha=wd / scale)  # + wd * p / scale
-    norm = torch.linalg.vector_norm
-    p.addcmul_(update, trust_ratio(norm(p), scale * norm(update)), value=-lr * scale)  # p -= lr * ratio * (Adam + wd p)
+    ratio = trust_ratio(vector_norm(p), scale * vector_norm(update))  # ||p|| / ||Adam + wd p||
+    p.addcmul_(update, ratio, value=-lr * scale)  # p -= lr * ratio * (Adam + wd p)
 
 
 @with_defaults(eps=1e-5)
