@@ -383,8 +383,9 @@ def test_linked_split_folders_are_named_and_followed_when_asked(tmp_path):
     for split in ["train", "val"]:
         (ds / split).symlink_to(store / split, target_is_directory=True)
     (store / "train" / "tench" / "loop").symlink_to(ds, target_is_directory=True)  # a loop back to the top
+    (ds / ".snapshot").symlink_to(store, target_is_directory=True)  # hidden: skipped either way, so not named
     assert get_files(ds, recurse=True) == []
-    with pytest.raises(ValueError, match=r"train, val are links to folders.*followlinks=True"):
+    with pytest.raises(ValueError, match=r"`\. train, val are links to folders.*followlinks=True"):
         ImageList.from_files(ds)
     files = get_files(ds, ".jpg", recurse=True, followlinks=True)  # each real folder once: the loop ends
     assert [f.relative_to(ds).as_posix() for f in files] == ["train/tench/a.jpg", "train/tench/b.jpg", "val/tench/c.jpg"]

@@ -94,9 +94,10 @@ def _first_visit(folder: Path, walked: set[str]) -> bool:
 
 
 def linked_folders(path: PathLike) -> list[str]:
-    """Names of the links to folders in `path`, which `get_files` doesn't walk into unless told to."""
+    """Names of the visible links to folders in `path`, which `get_files` doesn't walk into unless told to (hidden
+    ones it skips either way)."""
     with os.scandir(path) as it:
-        return sorted(e.name for e in it if e.is_symlink() and e.is_dir())
+        return sorted(e.name for e in it if not e.name.startswith(".") and e.is_symlink() and e.is_dir())
 
 
 _16_BIT_MODES = {"I;16", "I;16L", "I;16B", "I;16N", "I"}  # "I": how Pillow before 11 opens a 16-bit PNG
